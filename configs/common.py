@@ -1,0 +1,70 @@
+"""Shared defaults: every experiment config starts from `get_config()` here.
+
+The field names below are the public schema: a config or a `--config.x=...`
+override naming a field that is not here, or giving it a value of the wrong
+type, is refused before anything runs (`medjax.config.validate`).
+"""
+import os
+
+import ml_collections
+
+
+def default_data_dir() -> str:
+  return os.environ.get('MEDJAX_DATA_DIR') or os.path.expanduser('~/.medjax/data')
+
+
+def default_prepared_dir() -> str:
+  return os.environ.get('MEDJAX_PREPARED_DIR') or os.path.expanduser('~/.medjax/prepared')
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'medmnist/breastmnist'  # <builder>/<config>
+  config.data.image_size = 28                 # MedMNIST: 28, 64, 128 or 224
+  config.data.data_dir = default_data_dir()   # raw files (npz), looked up before downloading
+  config.data.prepared_dir = default_prepared_dir()  # TFDS ArrayRecord files, prepared once
+  config.data.eval_batch_size = 256
+  config.data.augment = ml_collections.ConfigDict()
+  config.data.augment.rotation_degrees = 0.0  # uniform in [-r, r]
+  config.data.augment.zoom = 0.0              # scale uniform in [1 - z, 1 + z]
+  config.data.augment.translate = 0.0         # shift uniform in [-t, t] * size
+  config.data.augment.horizontal_flip = False
+  config.data.augment.vertical_flip = False
+  config.data.augment.brightness = 0.0        # additive, uniform in [-b, b] (pixels in [0, 1])
+  config.data.augment.contrast = 0.0          # factor uniform in [1 - c, 1 + c]
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = 'cnn'                   # cnn | resnet | vit
+  config.model.dtype = 'float32'
+  config.model.conv_impl = 'matmul'           # matmul (im2col, fast on CPU) | lax
+  config.model.cnn = ml_collections.ConfigDict(dict(dropout=0.5))
+  config.model.resnet = ml_collections.ConfigDict(dict(depth=18, width=64, stem='cifar'))
+  config.model.vit = ml_collections.ConfigDict(dict(
+      patch_size=4, width=192, depth=6, num_heads=3, mlp_dim=768, dropout=0.0))
+
+  config.train = ml_collections.ConfigDict()
+  config.train.steps = 1000
+  config.train.batch_size = 128
+  config.train.label_smoothing = 0.0
+  config.train.class_weights = 'none'         # none | balanced (inverse class frequency)
+  config.train.log_every = 50
+  config.train.eval_every = 200               # validation (and best-checkpoint) interval
+  config.train.checkpoint_every = 200
+  config.train.checkpoints_to_keep = 2
+  config.train.progress_bar = True
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.name = 'adam'                  # adam | adamw | sgd (with momentum)
+  config.optim.learning_rate = 1e-3
+  config.optim.warmup_steps = 0
+  config.optim.schedule = 'cosine'            # cosine | constant (after warm-up)
+  config.optim.weight_decay = 0.0
+  config.optim.momentum = 0.9
+  config.optim.grad_clip_norm = 0.0           # 0 disables clipping
+
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.data = -1                       # devices on the data axis; -1: all
+  return config

@@ -1,0 +1,60 @@
+"""Config validation against the schema of `configs/common.py`.
+
+Every experiment config starts from the common defaults, so a field that is not
+in them is a typo or a stale name, and a value whose type differs from the
+default's is a mistake: both are refused with one line naming the field.
+"""
+import json
+
+import ml_collections
+
+from configs import common
+
+
+class ConfigError(ValueError):
+  """A config field is unknown or has a value of the wrong type."""
+
+
+def _flatten(config, prefix=''):
+  items = {}
+  for key, value in config.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, (ml_collections.ConfigDict, dict)):
+      items.update(_flatten(value, f'{name}.'))
+    else:
+      items[name] = value
+  return items
+
+
+def _type_ok(value, default) -> bool:
+  if isinstance(default, bool) or isinstance(value, bool):
+    return isinstance(value, bool) and isinstance(default, bool)
+  if isinstance(default, float):
+    return isinstance(value, (int, float))
+  if isinstance(default, (tuple, list)):
+    return isinstance(value, (tuple, list))
+  return isinstance(value, type(default))
+
+
+def validate(config) -> None:
+  schema = _flatten(common.get_config())
+  for name, value in sorted(_flatten(config).items()):
+    if name not in schema:
+      raise ConfigError(f'unknown config field {name!r}')
+    default = schema[name]
+    if not _type_ok(value, default):
+      raise ConfigError(f'config field {name!r} must be {type(default).__name__}, '
+                        f'got {type(value).__name__} {value!r}')
+  if config.train.steps < 1 or config.train.batch_size < 1:
+    raise ConfigError('train.steps and train.batch_size must be positive')
+
+
+def to_json(config) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True) + '\n'
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  """The inverse of `to_json`, starting from the defaults so types survive (tuples)."""
+  config = common.get_config()
+  config.update_from_flattened_dict(_flatten(json.loads(text)))
+  return config

@@ -1,0 +1,61 @@
+"""Data registry: `load(config.data)` prepares a data set once and returns its
+task description and one random-access source per split.
+
+`config.data.name` is `<family>/<data set>`, e.g. `medmnist/breastmnist`.
+"""
+import dataclasses
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from medjax.data import medmnist
+from medjax.data.task import InputSpec, Task
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  task: Task
+  sources: Mapping[str, Any]  # split name -> random-access source of decoded examples
+
+
+def _class_counts(source, kind: str, num_classes: int) -> tuple[int, ...]:
+  counts = np.zeros(num_classes, np.int64)
+  for start in range(0, len(source), 4096):
+    labels = np.stack([np.asarray(e['label']) for e in source.__getitems__(
+        list(range(start, min(start + 4096, len(source)))))])
+    counts += labels.sum(0) if kind == 'multilabel' else np.bincount(labels, minlength=num_classes)
+  return tuple(int(c) for c in counts)
+
+
+def _load_medmnist(dataset: str, data_config) -> Dataset:
+  if dataset not in medmnist.DATASETS:
+    raise ValueError(f'data.name=medmnist/{dataset}: unknown; MedMNIST 2-D sets are '
+                     f'{", ".join(sorted(medmnist.DATASETS))}')
+  if data_config.image_size not in medmnist.SIZES:
+    raise ValueError(f'data.image_size={data_config.image_size} is not one of {medmnist.SIZES}')
+  builder = medmnist.Medmnist(
+      raw_dir=os.path.join(os.path.expanduser(data_config.data_dir), 'medmnist'),
+      data_dir=os.path.expanduser(data_config.prepared_dir),
+      config=medmnist.config_name(dataset, data_config.image_size),
+      file_format='array_record')
+  builder.download_and_prepare()
+  sources = {split: builder.as_data_source(split=split) for split in medmnist.SPLITS}
+  info = builder.builder_config.info
+  size = data_config.image_size
+  task = Task(
+      name=f'medmnist/{dataset}', kind=info.kind, label_names=info.label_names,
+      class_counts=_class_counts(sources['train'], info.kind, len(info.label_names)),
+      inputs={'image': InputSpec((size, size, info.channels))})
+  return Dataset(task=task, sources=sources)
+
+
+FAMILIES = {'medmnist': _load_medmnist}
+
+
+def load(data_config) -> Dataset:
+  family, _, dataset = data_config.name.partition('/')
+  if family not in FAMILIES or not dataset:
+    raise ValueError(f'data.name={data_config.name!r}: expected <family>/<data set> with '
+                     f'family one of {sorted(FAMILIES)}')
+  return FAMILIES[family](dataset, data_config)

@@ -1,0 +1,79 @@
+"""Grain input pipelines over random-access sources: training and evaluation.
+
+Training: an endless, seeded, per-process-sharded shuffle of the training split,
+augmented per example and batched (the DataLoader's iterator state can be saved
+with a checkpoint). Evaluation: every example of a split exactly once, in file
+order, the last batch padded and marked with `mask == 0`.
+"""
+import grain
+import numpy as np
+
+from medjax.data import augment
+from medjax.data.task import Task
+
+
+def to_model_inputs(element, task: Task, augment_config=None, rng=None):
+  """One decoded example -> the batch vocabulary: float image in [-1, 1], label."""
+  image = np.asarray(element['image'], np.float32) / 255.0
+  if rng is not None and augment_config is not None:
+    image = augment.augment_image(image, rng, augment_config)
+  label = np.asarray(element['label'])
+  return {
+      'image': (image - 0.5) / 0.5,
+      'label': label.astype(np.float32) if task.multilabel else label.astype(np.int32),
+      'index': np.asarray(element['index'], np.int64),
+      'mask': np.float32(1.0),
+  }
+
+
+class _Preprocess(grain.transforms.Map):
+  def __init__(self, task):
+    self._task = task
+
+  def map(self, element):
+    return to_model_inputs(element, self._task)
+
+
+class _AugmentAndPreprocess(grain.transforms.RandomMap):
+  def __init__(self, task, augment_config):
+    self._task = task
+    self._augment = augment_config
+
+  def random_map(self, element, rng: np.random.Generator):
+    return to_model_inputs(element, self._task, self._augment, rng)
+
+
+def train_loader(source, task: Task, data_config, *, batch_size: int, seed: int):
+  """An endless grain DataLoader of this process's training batches."""
+  sampler = grain.samplers.IndexSampler(
+      num_records=len(source),
+      shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=True),
+      shuffle=True, num_epochs=None, seed=seed)
+  preprocess = (_Preprocess(task) if augment.is_identity(data_config.augment)
+                else _AugmentAndPreprocess(task, data_config.augment))
+  return grain.DataLoader(
+      data_source=source, sampler=sampler,
+      operations=[preprocess, grain.transforms.Batch(batch_size, drop_remainder=True)],
+      worker_count=0)
+
+
+def eval_batches(source, task: Task, *, batch_size: int, process_index: int = 0,
+                 process_count: int = 1):
+  """Yields this process's evaluation batches; all processes yield the same count.
+
+  Process p takes examples p, p + P, p + 2P, ...; padding rows repeat example 0
+  of the split and carry mask 0, so metrics can drop them.
+  """
+  num_examples = len(source)
+  indices = np.arange(process_index, num_examples, process_count)
+  per_process = -(-num_examples // process_count)
+  num_batches = max(1, -(-per_process // batch_size))
+  for start in range(0, num_batches * batch_size, batch_size):
+    chunk = indices[start:start + batch_size]
+    examples = [to_model_inputs(element, task) for element in source.__getitems__(chunk.tolist())]
+    padding = batch_size - len(examples)
+    if padding:
+      filler = to_model_inputs(source[0], task)
+      filler['mask'] = np.float32(0.0)
+      examples += [filler] * padding
+    yield {key: np.stack([example[key] for example in examples]) for key in examples[0]}

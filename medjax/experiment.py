@@ -1,0 +1,84 @@
+"""`python -m medjax.experiment`: train, or evaluate a trained workdir.
+
+  python -m medjax.experiment --config=configs/breast_cnn.py --workdir=/tmp/breast_cnn
+  python -m medjax.experiment --config=configs/breast_cnn.py --config.train.steps=100 ...
+  python -m medjax.experiment --mode=eval --workdir=/tmp/breast_cnn
+
+Training resumes from the latest checkpoint when the workdir has one. `--mode=eval`
+needs no config: it reads `<workdir>/config.json` and the best checkpoint.
+Config mistakes exit with code 2 and one line; other failures with code 1.
+"""
+import json
+import pathlib
+import sys
+
+from absl import flags, logging
+from ml_collections import config_flags
+
+from medjax import config as config_lib
+from medjax import files
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'folder for checkpoints, logs and results')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'train (then test), or eval')
+_SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'val', 'test'], 'split for --mode=eval')
+
+CONFIG_EXIT_CODE = 2
+
+
+def _fail(message: str, code: int):
+  print(f'medjax: error: {message}', file=sys.stderr)
+  sys.exit(code)
+
+
+def _resolve_config(workdir: pathlib.Path, mode: str):
+  if mode == 'eval':
+    stored = workdir / 'config.json'
+    if not stored.exists():
+      _fail(f'{stored} not found: --mode=eval needs a trained workdir', CONFIG_EXIT_CODE)
+    try:
+      return config_lib.from_json(stored.read_text())
+    except (ValueError, KeyError, TypeError) as error:
+      _fail(f'{stored} is not a valid medjax config ({error})', CONFIG_EXIT_CODE)
+  if _CONFIG.value is None:
+    _fail('--config is required for --mode=train', CONFIG_EXIT_CODE)
+  return _CONFIG.value
+
+
+def main(argv=None) -> dict:
+  argv = sys.argv if argv is None else argv
+  try:
+    flags.FLAGS(argv)
+  except (flags.Error, ValueError, AttributeError, KeyError, TypeError) as error:
+    _fail(str(error).splitlines()[0], CONFIG_EXIT_CODE)
+  if _WORKDIR.value is None:
+    _fail('--workdir is required', CONFIG_EXIT_CODE)
+  workdir = pathlib.Path(_WORKDIR.value)
+  config = _resolve_config(workdir, _MODE.value)
+  try:
+    config_lib.validate(config)
+  except config_lib.ConfigError as error:
+    _fail(str(error), CONFIG_EXIT_CODE)
+  logging.set_verbosity(logging.WARNING)
+
+  # Imported here so that config errors are reported without importing JAX.
+  from medjax.data.download import MissingDataError
+  from medjax.train import loop
+
+  try:
+    experiment = loop.build_experiment(config)
+    if _MODE.value == 'train':
+      files.write_text_atomic(workdir / 'config.json', config_lib.to_json(config))
+      loop.train(experiment, workdir)
+    result = loop.evaluate_checkpoint(experiment, workdir, _SPLIT.value)
+  except config_lib.ConfigError as error:
+    _fail(str(error), CONFIG_EXIT_CODE)
+  except (MissingDataError, FileNotFoundError, loop.NonFiniteLossError, ValueError) as error:
+    _fail(str(error), 1)
+  print(json.dumps(result, sort_keys=True))
+  return result
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,53 @@
+"""Vision Transformer (Dosovitskiy et al. 2021): patch embedding, a class token,
+learned position embeddings, pre-norm encoder blocks, and a linear head."""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class EncoderBlock(nn.Module):
+  num_heads: int
+  mlp_dim: int
+  dropout: float
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    y = nn.LayerNorm(dtype=self.dtype)(x)
+    y = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, dtype=self.dtype,
+                                        dropout_rate=self.dropout,
+                                        deterministic=not train)(y, y)
+    x = x + nn.Dropout(self.dropout, deterministic=not train)(y)
+    y = nn.LayerNorm(dtype=self.dtype)(x)
+    y = nn.gelu(nn.Dense(self.mlp_dim, dtype=self.dtype)(y))
+    y = nn.Dense(x.shape[-1], dtype=self.dtype)(y)
+    return x + nn.Dropout(self.dropout, deterministic=not train)(y)
+
+
+class ViT(nn.Module):
+  num_outputs: int
+  patch_size: int = 4
+  width: int = 192
+  depth: int = 6
+  num_heads: int = 3
+  mlp_dim: int = 768
+  dropout: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, batch, *, train: bool):
+    x = batch['image'].astype(self.dtype)
+    p = self.patch_size
+    x = nn.Conv(self.width, (p, p), strides=(p, p), padding='VALID', dtype=self.dtype,
+                name='patch_embedding')(x)
+    x = x.reshape((x.shape[0], -1, self.width))
+    cls = self.param('cls', nn.initializers.zeros, (1, 1, self.width))
+    x = jnp.concatenate([jnp.tile(cls.astype(self.dtype), (x.shape[0], 1, 1)), x], axis=1)
+    pos = self.param('pos_embedding', nn.initializers.normal(0.02), (1,) + x.shape[1:])
+    x = x + pos.astype(self.dtype)
+    for _ in range(self.depth):
+      x = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout, self.dtype)(x, train=train)
+    x = nn.LayerNorm(dtype=self.dtype)(x[:, 0])
+    return nn.Dense(self.num_outputs, dtype=self.dtype,
+                    kernel_init=nn.initializers.zeros)(x).astype(jnp.float32)

@@ -1,0 +1,225 @@
+"""The train loop and checkpoint evaluation: where the side effects live.
+
+`train_and_evaluate(config, workdir)` trains (resuming from the latest
+checkpoint in `workdir` if there is one), keeps the best checkpoint by
+validation AUC, then evaluates it on the test split with `evaluate_checkpoint`,
+the same function `--mode=eval` calls, so both write identical numbers.
+"""
+import dataclasses
+import functools
+from absl import logging
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from medjax import checkpoint, data, files, metrics, models, parallel
+from medjax.data import pipeline
+from medjax.train import step as steps
+from medjax.train.log import MetricWriter
+from medjax.train.state import TrainState, make_optimizer
+
+BEST_METRIC = 'auc'
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a NaN or infinite loss."""
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything built from a config, before any training."""
+  config: object
+  dataset: data.Dataset
+  mesh: jax.sharding.Mesh
+  state: TrainState          # freshly initialised, placed on the mesh
+  state_sharding: object
+  train_step: object         # jitted (state, batch, rng) -> (state, metrics)
+  eval_step: object          # jitted (state, batch) -> per-example outputs
+
+
+def build_experiment(config) -> Experiment:
+  dataset = data.load(config.data)
+  task = dataset.task
+  mesh = parallel.make_mesh(config.mesh)
+  parallel.local_batch_size(config.train.batch_size, mesh)  # fails early on a bad split
+  model = models.build(config.model, task)
+  optimizer = make_optimizer(config.optim, config.train.steps)
+  init_rng = jax.random.fold_in(jax.random.key(config.seed), 0)
+  example = {key: jnp.zeros((1,) + spec.shape, spec.dtype) for key, spec in task.inputs.items()}
+
+  def init():
+    variables = model.init({'params': init_rng, 'dropout': init_rng}, example, train=False)
+    return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=optimizer,
+                             batch_stats=variables.get('batch_stats'))
+
+  replicated = parallel.replicated(mesh)
+  state_sharding = jax.tree.map(lambda _: replicated, jax.eval_shape(init))
+  state = jax.jit(init, out_shardings=state_sharding)()
+  batch_sharding = parallel.batch_sharding(mesh)
+  weights = jnp.asarray(steps.class_weights(task, config.train.class_weights))
+  train_step = jax.jit(
+      functools.partial(steps.train_step, task=task, weights=weights,
+                        label_smoothing=config.train.label_smoothing),
+      in_shardings=(state_sharding, batch_sharding, replicated),
+      out_shardings=(state_sharding, replicated), donate_argnums=0)
+  eval_step = jax.jit(functools.partial(steps.eval_step, task=task),
+                      in_shardings=(state_sharding, batch_sharding), out_shardings=batch_sharding)
+  return Experiment(config, dataset, mesh, state, state_sharding, train_step, eval_step)
+
+
+def _device_batch(batch):
+  """The keys that go to the devices (indices as int32: JAX runs without x64)."""
+  return {**batch, 'index': batch['index'].astype(np.int32)}
+
+
+def evaluate(experiment: Experiment, state, split: str) -> tuple[dict, dict]:
+  """Runs the eval step over every example of `split` once; returns (metrics, outputs)."""
+  eval_batch_size = experiment.config.data.eval_batch_size
+  local_size = parallel.local_batch_size(eval_batch_size, experiment.mesh)
+  gathered = []
+  for batch in pipeline.eval_batches(experiment.dataset.sources[split], experiment.dataset.task,
+                                     batch_size=local_size, process_index=jax.process_index(),
+                                     process_count=jax.process_count()):
+    global_batch = parallel.to_global(_device_batch(batch), experiment.mesh)
+    outputs = experiment.eval_step(state, global_batch)
+    gathered.append(parallel.to_host({**outputs, **{k: global_batch[k] for k in
+                                                    ('label', 'mask', 'index')}}))
+  outputs = {key: np.concatenate([g[key] for g in gathered]) for key in gathered[0]}
+  return metrics.classification_metrics(outputs, experiment.dataset.task), outputs
+
+
+def _write_predictions(path, outputs, task):
+  keep = outputs['mask'] > 0
+  header = ['index', 'label'] + [f'prob_{i}' for i in range(task.num_classes)]
+  rows = [','.join(header)]
+  labels = outputs['label'][keep].reshape(int(keep.sum()), -1)
+  for index, label, probs in zip(outputs['index'][keep], labels, outputs['probs'][keep]):
+    rows.append(','.join([str(int(index)), ' '.join(str(int(v)) for v in label)] +
+                         [f'{p:.8g}' for p in probs]))
+  files.write_text_atomic(path, '\n'.join(rows) + '\n')
+
+
+def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test') -> dict:
+  """Restores the best checkpoint of `workdir`, evaluates `split`, writes
+  `eval/<split>/metrics.json` and `predictions.csv`; returns the metrics."""
+  best = checkpoint.Checkpoints(pathlib.Path(workdir) / 'best', max_to_keep=1,
+                                best_metric=BEST_METRIC)
+  step = best.latest_step()
+  if step is None:
+    raise FileNotFoundError(f'{workdir}/best holds no checkpoint: train first')
+  abstract = checkpoint.abstract_like(experiment.state, parallel.replicated(experiment.mesh))
+  state, meta = best.restore(step, abstract)
+  best.close()
+  values, outputs = evaluate(experiment, state, split)
+  result = {'split': split, 'checkpoint': 'best', 'step': step,
+            'best_validation_auc': meta['best_metric'], 'data': experiment.config.data.name,
+            'model': experiment.config.model.name, 'num_params': count_params(state), **values}
+  if jax.process_index() == 0:
+    out_dir = pathlib.Path(workdir) / 'eval' / split
+    _write_predictions(out_dir / 'predictions.csv', outputs, experiment.dataset.task)
+    files.write_json_atomic(out_dir / 'metrics.json', result)
+  return result
+
+
+def _check_finite(history: list[dict], first_step: int, checkpoints: checkpoint.Checkpoints,
+                  workdir):
+  losses = np.asarray([h['loss'] for h in history])
+  bad = np.flatnonzero(~np.isfinite(losses))
+  if bad.size:
+    kept = checkpoints.latest_step()
+    kept_text = (f'the last good checkpoint (step {kept}) is kept in {workdir}/checkpoints'
+                 if kept is not None else 'no checkpoint was written')
+    raise NonFiniteLossError(f'training loss is {losses[bad[0]]} at step {first_step + bad[0] + 1}; '
+                             f'stopping ({kept_text}). Try a lower optim.learning_rate or '
+                             'optim.grad_clip_norm.')
+
+
+def train(experiment: Experiment, workdir) -> dict:
+  """Runs (or resumes) training; returns a summary with the training time."""
+  config, task = experiment.config, experiment.dataset.task
+  workdir = pathlib.Path(workdir)
+  latest = checkpoint.Checkpoints(workdir / 'checkpoints',
+                                  max_to_keep=config.train.checkpoints_to_keep)
+  best = checkpoint.Checkpoints(workdir / 'best', max_to_keep=1, best_metric=BEST_METRIC)
+  local_batch = parallel.local_batch_size(config.train.batch_size, experiment.mesh)
+  loader = pipeline.train_loader(experiment.dataset.sources['train'], task, config.data,
+                                 batch_size=local_batch, seed=config.seed)
+  batches = iter(loader)
+  state = experiment.state
+  meta = {'best_metric': -math.inf, 'best_step': None, 'train_seconds': 0.0}
+  start = latest.latest_step() or 0
+  if start:
+    abstract = checkpoint.abstract_like(state, parallel.replicated(experiment.mesh))
+    state, meta = latest.restore(start, abstract)
+    batches.set_state(meta.pop('data_iterator').encode())
+    logging.warning("resuming from step %d in %s", start, workdir)
+  writer = MetricWriter(workdir)
+  dropout_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+  history, history_start = [], start
+  started = time.perf_counter()
+  seconds_before = meta['train_seconds']
+  progress = tqdm.tqdm(total=config.train.steps, initial=start, desc='train', unit='step',
+                       disable=not config.train.progress_bar or jax.process_index() != 0)
+
+  def flush(step):
+    nonlocal history, history_start
+    if not history:
+      return
+    fetched = jax.device_get(history)
+    _check_finite(fetched, history_start, latest, workdir)
+    means = {k: float(np.mean([h[k] for h in fetched])) for k in fetched[0]}
+    writer.write(step, 'train', means)
+    progress.set_postfix(loss=f'{means["loss"]:.4f}')
+    history, history_start = [], step
+
+  try:
+    for step in range(start + 1, config.train.steps + 1):
+      batch = parallel.to_global(_device_batch(next(batches)), experiment.mesh)
+      compile_started = time.perf_counter()
+      state, step_metrics = experiment.train_step(state, batch, dropout_rng)
+      if step == start + 1:
+        jax.block_until_ready(step_metrics)
+        writer.write(step, 'train', {'first_step_seconds': time.perf_counter() - compile_started})
+      history.append(step_metrics)
+      progress.update(1)
+      last = step == config.train.steps
+      if step % config.train.log_every == 0 or last:
+        flush(step)
+      if step % config.train.eval_every == 0 or last:
+        flush(step)
+        values, _ = evaluate(experiment, state, 'val')
+        writer.write(step, 'val', values)
+        if values[BEST_METRIC] > meta['best_metric']:
+          meta.update(best_metric=values[BEST_METRIC], best_step=step)
+          best.save(step, state, {**meta}, metrics={BEST_METRIC: values[BEST_METRIC]})
+      if step % config.train.checkpoint_every == 0 or last:
+        flush(step)
+        meta['train_seconds'] = seconds_before + time.perf_counter() - started
+        latest.save(step, state, {**meta, 'data_iterator': batches.get_state().decode()})
+  finally:
+    progress.close()
+    latest.wait()
+    best.wait()
+    latest.close()
+    best.close()
+    writer.close()
+  summary = {'train_seconds': meta['train_seconds'], 'steps': config.train.steps,
+             'best_step': meta['best_step'], 'best_validation_auc': meta['best_metric']}
+  if jax.process_index() == 0:
+    files.write_json_atomic(workdir / 'train_summary.json', summary)
+  return summary
+
+
+def count_params(state) -> int:
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(state.params)))
+
+
+def train_and_evaluate(config, workdir) -> dict:
+  experiment = build_experiment(config)
+  train(experiment, workdir)
+  return evaluate_checkpoint(experiment, workdir, 'test')
