@@ -51,7 +51,7 @@ def main(argv=None) -> dict:
   try:
     flags.FLAGS(argv)
   except (flags.Error, ValueError, AttributeError, KeyError, TypeError) as error:
-    _fail(str(error).splitlines()[0], CONFIG_EXIT_CODE)
+    _fail(' '.join(str(error).split()), CONFIG_EXIT_CODE)
   if _WORKDIR.value is None:
     _fail('--workdir is required', CONFIG_EXIT_CODE)
   workdir = pathlib.Path(_WORKDIR.value)

@@ -20,11 +20,8 @@ class Dataset:
 
 
 def _class_counts(source, kind: str, num_classes: int) -> tuple[int, ...]:
-  counts = np.zeros(num_classes, np.int64)
-  for start in range(0, len(source), 4096):
-    labels = np.stack([np.asarray(e['label']) for e in source.__getitems__(
-        list(range(start, min(start + 4096, len(source)))))])
-    counts += labels.sum(0) if kind == 'multilabel' else np.bincount(labels, minlength=num_classes)
+  labels = np.stack([np.asarray(source[i]['label']) for i in range(len(source))])
+  counts = labels.sum(0) if kind == 'multilabel' else np.bincount(labels, minlength=num_classes)
   return tuple(int(c) for c in counts)
 
 

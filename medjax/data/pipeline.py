@@ -70,7 +70,7 @@ def eval_batches(source, task: Task, *, batch_size: int, process_index: int = 0,
   num_batches = max(1, -(-per_process // batch_size))
   for start in range(0, num_batches * batch_size, batch_size):
     chunk = indices[start:start + batch_size]
-    examples = [to_model_inputs(element, task) for element in source.__getitems__(chunk.tolist())]
+    examples = [to_model_inputs(source[int(i)], task) for i in chunk]
     padding = batch_size - len(examples)
     if padding:
       filler = to_model_inputs(source[0], task)

@@ -65,7 +65,7 @@ def train_step(state, batch, rng, *, task: Task, weights, label_smoothing: float
   metrics = {
       'loss': loss,
       'accuracy': jnp.sum(correct(logits, batch['label'], task) * mask) / jnp.sum(mask),
-      'grad_norm': optax.global_norm(grads),
+      'grad_norm': optax.tree.norm(grads),
   }
   return state, metrics
 

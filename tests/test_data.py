@@ -1,0 +1,184 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import medjax.data
+from medjax.data import augment, medmnist, pipeline
+from medjax.data.download import MissingDataError, locate_or_download
+from tests.conftest import small_config
+
+
+def _write_npz(path, sizes=(10, 3, 5), shape=(28, 28), num_classes=2, seed=0):
+  rng = np.random.default_rng(seed)
+  arrays = {}
+  for split, n in zip(medmnist.SPLITS, sizes):
+    arrays[f'{split}_images'] = rng.integers(0, 256, (n,) + shape, dtype=np.uint8)
+    arrays[f'{split}_labels'] = (np.arange(n) % num_classes).astype(np.uint8)[:, None]
+  np.savez(path, **arrays)
+  return arrays
+
+
+def _config_for(tmp_path, name='breastmnist'):
+  config = small_config(data=f'medmnist/{name}').data
+  config.data_dir = str(tmp_path / 'raw')
+  config.prepared_dir = str(tmp_path / 'prepared')
+  return config
+
+
+def test_builder_prepares_from_a_local_npz(tmp_path):
+  (tmp_path / 'raw' / 'medmnist').mkdir(parents=True)
+  arrays = _write_npz(tmp_path / 'raw' / 'medmnist' / 'breastmnist.npz')
+  dataset = medjax.data.load(_config_for(tmp_path))
+  assert {split: len(s) for split, s in dataset.sources.items()} == {
+      'train': 10, 'val': 3, 'test': 5}
+  assert dataset.task.kind == 'binary'
+  assert dataset.task.label_names == ('malignant', 'normal, benign')
+  assert dataset.task.class_counts == (5, 5)
+  assert dataset.task.inputs['image'].shape == (28, 28, 1)
+  assert list((tmp_path / 'prepared' / 'medmnist' / 'breastmnist' / '1.0.0').glob(
+      '*.array_record*'))
+  for example in dataset.sources['test']:  # every example, with its official position
+    index = int(example['index'])
+    np.testing.assert_array_equal(example['image'][..., 0], arrays['test_images'][index])
+    assert example['label'] == arrays['test_labels'][index, 0]
+
+
+def test_larger_sizes_use_their_own_file(tmp_path):
+  (tmp_path / 'raw' / 'medmnist').mkdir(parents=True)
+  _write_npz(tmp_path / 'raw' / 'medmnist' / 'breastmnist_64.npz', shape=(64, 64))
+  config = _config_for(tmp_path)
+  config.image_size = 64
+  assert medjax.data.load(config).task.inputs['image'].shape == (64, 64, 1)
+
+
+def test_every_medmnist_set_has_a_builder_config_per_size():
+  names = {config.name for config in medmnist.Medmnist.BUILDER_CONFIGS}
+  assert len(medmnist.DATASETS) == 12 and len(names) == 48
+  assert {'chestmnist', 'retinamnist_224', 'organsmnist_64'} <= names
+  kinds = {name: info.kind for name, info in medmnist.DATASETS.items()}
+  assert (kinds['chestmnist'], kinds['retinamnist'], kinds['breastmnist']) == (
+      'multilabel', 'ordinal', 'binary')
+
+
+def test_missing_file_is_downloaded_atomically_from_its_url(tmp_path, monkeypatch):
+  source = tmp_path / 'mirror' / 'breastmnist.npz'
+  source.parent.mkdir()
+  _write_npz(source)
+  monkeypatch.setattr(medmnist, 'URL', source.parent.as_uri() + '/{filename}')
+  dataset = medjax.data.load(_config_for(tmp_path))
+  assert len(dataset.sources['train']) == 10
+  downloaded = tmp_path / 'raw' / 'medmnist' / 'breastmnist.npz'
+  assert downloaded.read_bytes() == source.read_bytes()
+  assert [p.name for p in downloaded.parent.iterdir()] == ['breastmnist.npz']
+
+
+def test_missing_file_without_network_names_the_file_to_place(tmp_path, monkeypatch):
+  monkeypatch.setattr(medmnist, 'URL', (tmp_path / 'nowhere').as_uri() + '/{filename}')
+  with pytest.raises(MissingDataError) as error:
+    medjax.data.load(_config_for(tmp_path))
+  message = str(error.value)
+  assert 'place the file at' in message and 'breastmnist.npz' in message
+  assert '\n' not in message
+  assert not (tmp_path / 'raw' / 'medmnist' / 'breastmnist.npz').exists()
+
+
+def test_corrupt_or_wrong_shaped_npz_is_refused(tmp_path):
+  raw = tmp_path / 'raw' / 'medmnist'
+  raw.mkdir(parents=True)
+  (raw / 'breastmnist.npz').write_bytes(b'not a zip file')
+  with pytest.raises(ValueError, match='not a readable MedMNIST npz'):
+    medjax.data.load(_config_for(tmp_path))
+  _write_npz(raw / 'pneumoniamnist.npz', shape=(32, 32))
+  with pytest.raises(ValueError, match=r'train_images has shape \(10, 32, 32\)'):
+    medjax.data.load(_config_for(tmp_path, 'pneumoniamnist'))
+
+
+def test_unknown_data_names_are_refused(tmp_path):
+  with pytest.raises(ValueError, match='medmnist/kneemnist: unknown'):
+    medjax.data.load(_config_for(tmp_path, 'kneemnist'))
+  config = _config_for(tmp_path)
+  config.name = 'imagenet'
+  with pytest.raises(ValueError, match='expected <family>/<data set>'):
+    medjax.data.load(config)
+
+
+def test_pipeline_under_tfds_mock_data(tmp_path):
+  config = _config_for(tmp_path, 'dermamnist')
+  with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+    dataset = medjax.data.load(config)
+    assert dataset.task.kind == 'multiclass' and dataset.task.num_classes == 7
+    loader = pipeline.train_loader(dataset.sources['train'], dataset.task, config,
+                                   batch_size=8, seed=0)
+    batch = next(iter(loader))
+  assert batch['image'].shape == (8, 28, 28, 3) and batch['image'].dtype == np.float32
+  assert batch['label'].shape == (8,) and batch['label'].max() < 7
+  assert -1.0 <= batch['image'].min() and batch['image'].max() <= 1.0
+
+
+def _augment_config(**overrides):
+  config = small_config().data.augment
+  config.update(dict(rotation_degrees=20.0, zoom=0.1, translate=0.1, horizontal_flip=True,
+                     brightness=0.1, contrast=0.2), **overrides)
+  return config
+
+
+def test_augmentation_is_identical_for_a_seed_and_differs_across_seeds(breast):
+  config = small_config().data
+  config.augment = _augment_config()
+
+  def first_batch(seed):
+    loader = pipeline.train_loader(breast.sources['train'], breast.task, config,
+                                   batch_size=16, seed=seed)
+    return next(iter(loader))
+
+  a, b, c = first_batch(1), first_batch(1), first_batch(2)
+  np.testing.assert_array_equal(a['image'], b['image'])
+  np.testing.assert_array_equal(a['index'], b['index'])
+  assert not np.array_equal(a['index'], c['index'])
+  # Same example, other seed: another augmentation.
+  image = np.asarray(breast.sources['train'][0]['image'], np.float32) / 255
+  one = augment.augment_image(image, np.random.default_rng(1), config.augment)
+  same = augment.augment_image(image, np.random.default_rng(1), config.augment)
+  other = augment.augment_image(image, np.random.default_rng(2), config.augment)
+  np.testing.assert_array_equal(one, same)
+  assert np.abs(one - other).mean() > 0.01
+  assert one.shape == image.shape and 0 <= one.min() and one.max() <= 1
+
+
+def test_augmentation_with_zero_ranges_is_the_identity(breast):
+  image = np.asarray(breast.sources['train'][3]['image'], np.float32) / 255
+  config = _augment_config(rotation_degrees=0.0, zoom=0.0, translate=0.0, horizontal_flip=False,
+                           brightness=0.0, contrast=0.0)
+  assert augment.is_identity(config)
+  np.testing.assert_array_equal(augment.augment_image(image, np.random.default_rng(0), config),
+                                image)
+
+
+@pytest.mark.parametrize('batch_size,process_count', [(64, 1), (50, 1), (7, 3), (156, 2)])
+def test_evaluation_covers_every_example_exactly_once(breast, batch_size, process_count):
+  source = breast.sources['test']
+  seen, batch_counts = [], []
+  for process in range(process_count):
+    batches = list(pipeline.eval_batches(source, breast.task, batch_size=batch_size,
+                                         process_index=process, process_count=process_count))
+    batch_counts.append(len(batches))
+    for batch in batches:
+      assert batch['image'].shape[0] == batch_size
+      seen.extend(batch['index'][batch['mask'] > 0].tolist())
+  assert len(set(batch_counts)) == 1  # every process runs the same number of steps
+  assert sorted(seen) == list(range(len(source)))
+
+
+def test_data_dir_defaults_to_the_environment(monkeypatch):
+  from configs import common
+  monkeypatch.setenv('MEDJAX_DATA_DIR', '/somewhere/data')
+  assert common.get_config().data.data_dir == '/somewhere/data'
+  monkeypatch.delenv('MEDJAX_DATA_DIR')
+  assert common.get_config().data.data_dir == os.path.expanduser('~/.medjax/data')
+
+
+def test_locate_prefers_the_local_file(tmp_path):
+  (tmp_path / 'x.npz').write_bytes(b'local')
+  assert locate_or_download(str(tmp_path), 'x.npz', 'file:///nonexistent').read_bytes() == b'local'
