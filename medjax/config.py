@@ -36,6 +36,16 @@ def _type_ok(value, default) -> bool:
   return isinstance(value, type(default))
 
 
+def check_override_names(argv) -> None:
+  """Refuses `--config.a.b=...` flags naming a field the schema lacks."""
+  schema = _flatten(common.get_config())
+  for arg in argv:
+    if arg.startswith('--config.'):
+      name = arg[len('--config.'):].split('=', 1)[0]
+      if name not in schema:
+        raise ConfigError(f'unknown config field {name!r}')
+
+
 def validate(config) -> None:
   schema = _flatten(common.get_config())
   for name, value in sorted(_flatten(config).items()):

@@ -49,6 +49,10 @@ def _resolve_config(workdir: pathlib.Path, mode: str):
 def main(argv=None) -> dict:
   argv = sys.argv if argv is None else argv
   try:
+    config_lib.check_override_names(argv)
+  except config_lib.ConfigError as error:
+    _fail(str(error), CONFIG_EXIT_CODE)
+  try:
     flags.FLAGS(argv)
   except (flags.Error, ValueError, AttributeError, KeyError, TypeError) as error:
     _fail(' '.join(str(error).split()), CONFIG_EXIT_CODE)

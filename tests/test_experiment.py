@@ -22,7 +22,7 @@ TINY = ['--config=configs/breast_cnn.py', '--config.train.steps=4', '--config.tr
 
 
 @pytest.mark.parametrize('args,message', [
-    (['--config.train.stepz=3'], 'stepz'),
+    (['--config.train.stepz=3'], "unknown config field 'train.stepz'"),
     (['--config.train.steps=many'], 'many'),
     (['--config.model.name=7'], None),
     (['--mode=predict'], 'predict'),

@@ -1,0 +1,181 @@
+"""Clinical metrics for binary decisions: operating points, threshold metrics,
+calibration, stratified bootstrap intervals and DeLong's test.
+
+scikit-learn computes what it already does well (ROC, PR AUC, confusion matrix,
+F1, MCC, Brier score); this module adds what it lacks. Scores are the predicted
+probability of the positive class; a case is called positive when
+`score >= threshold`, the convention of `sklearn.metrics.roc_curve`.
+"""
+import warnings
+from typing import Callable
+
+import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
+
+OPERATING_RULES = ('youden', 'sensitivity', 'specificity')
+
+
+def _both_classes(labels, what: str) -> bool:
+  present = np.unique(labels)
+  if len(present) < 2:
+    warnings.warn(f'{what} needs positive and negative cases; only class(es) '
+                  f'{present.tolist()} present: reporting NaN')
+    return False
+  return True
+
+
+def roc_auc(labels, scores) -> float:
+  if not _both_classes(labels, 'ROC AUC'):
+    return float('nan')
+  return float(skm.roc_auc_score(labels, scores))
+
+
+def pr_auc(labels, scores) -> float:
+  """Average precision (the step-wise area under the precision-recall curve)."""
+  if not _both_classes(labels, 'PR AUC'):
+    return float('nan')
+  return float(skm.average_precision_score(labels, scores))
+
+
+def operating_threshold(labels, scores, rule: str = 'youden', target: float = 0.0) -> float:
+  """The score threshold chosen on (validation) data by one of OPERATING_RULES.
+
+  'youden' maximises sensitivity + specificity - 1; 'sensitivity' is the highest
+  threshold reaching `target` sensitivity; 'specificity' the lowest threshold
+  reaching `target` specificity.
+  """
+  if rule not in OPERATING_RULES:
+    raise ValueError(f'operating rule {rule!r} is not one of {OPERATING_RULES}')
+  if not _both_classes(labels, 'an operating point'):
+    return 0.5
+  fpr, tpr, thresholds = skm.roc_curve(labels, scores, drop_intermediate=False)
+  thresholds = np.minimum(thresholds, 1.0 + np.finfo(np.float64).eps)  # the first is +inf
+  if rule == 'youden':
+    index = int(np.argmax(tpr - fpr))
+  elif rule == 'sensitivity':
+    index = int(np.flatnonzero(tpr >= target)[0])
+  else:
+    index = int(np.flatnonzero(1.0 - fpr >= target)[-1])
+  return float(thresholds[index])
+
+
+def _ratio(numerator, denominator) -> float:
+  return float(numerator / denominator) if denominator else float('nan')
+
+
+def threshold_metrics(labels, scores, threshold: float) -> dict:
+  """Confusion-matrix metrics of the decision `score >= threshold`."""
+  labels = np.asarray(labels).astype(int)
+  predicted = (np.asarray(scores) >= threshold).astype(int)
+  tn, fp, fn, tp = skm.confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+  sensitivity, specificity = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
+  return {
+      'accuracy': _ratio(tp + tn, len(labels)),
+      'balanced_accuracy': (sensitivity + specificity) / 2,
+      'sensitivity': sensitivity,
+      'specificity': specificity,
+      'ppv': _ratio(tp, tp + fp),
+      'npv': _ratio(tn, tn + fn),
+      'f1': _ratio(2 * tp, 2 * tp + fp + fn),
+      'mcc': float(skm.matthews_corrcoef(labels, predicted)) if len(np.unique(labels)) > 1
+             or len(np.unique(predicted)) > 1 else float('nan'),
+      'tp': int(tp), 'fp': int(fp), 'tn': int(tn), 'fn': int(fn),
+  }
+
+
+def expected_calibration_error(labels, scores, num_bins: int = 15) -> float:
+  """ECE over equal-width probability bins (Guo et al. 2017), positive-class form."""
+  labels, scores = np.asarray(labels, np.float64), np.asarray(scores, np.float64)
+  bins = np.minimum((scores * num_bins).astype(int), num_bins - 1)
+  error = 0.0
+  for b in np.unique(bins):
+    in_bin = bins == b
+    error += in_bin.mean() * abs(scores[in_bin].mean() - labels[in_bin].mean())
+  return float(error)
+
+
+def brier_score(labels, scores) -> float:
+  return float(skm.brier_score_loss(labels, scores, pos_label=1))
+
+
+def stratified_bootstrap(labels, statistic: Callable[[np.ndarray], dict], *,
+                         num_resamples: int = 1000, seed: int = 0,
+                         confidence: float = 0.95) -> dict:
+  """Percentile intervals of each value of `statistic(indices)`, resampling
+  indices with replacement within each class so every resample keeps the
+  class counts (and AUC stays defined). Returns {name: (low, high)}."""
+  labels = np.asarray(labels)
+  rng = np.random.default_rng(seed)
+  strata = [np.flatnonzero(labels == value) for value in np.unique(labels)]
+  draws = []
+  for _ in range(num_resamples):
+    indices = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
+    draws.append(statistic(indices))
+  tail = (1.0 - confidence) / 2 * 100
+  intervals = {}
+  for name in draws[0]:
+    values = np.asarray([d[name] for d in draws], np.float64)
+    values = values[np.isfinite(values)]
+    intervals[name] = ((float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+                       if values.size else (float('nan'), float('nan')))
+  return intervals
+
+
+def _midranks(x):
+  """1-based ranks with ties given their average rank."""
+  order = np.argsort(x, kind='mergesort')
+  sorted_x = x[order]
+  ranks = np.empty(len(x), np.float64)
+  start = 0
+  while start < len(x):
+    end = start
+    while end + 1 < len(x) and sorted_x[end + 1] == sorted_x[start]:
+      end += 1
+    ranks[order[start:end + 1]] = (start + end) / 2 + 1
+    start = end + 1
+  return ranks
+
+
+def delong_components(labels, scores):
+  """AUC and DeLong's structural components (Sun & Xu 2014, fast midrank form).
+
+  Returns (auc, v_pos, v_neg): v_pos[i] is the fraction of negatives ranked
+  below positive i (ties count half), v_neg[j] the fraction of positives ranked
+  above negative j.
+  """
+  labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, np.float64)
+  positives, negatives = scores[labels], scores[~labels]
+  m, n = len(positives), len(negatives)
+  all_ranks = _midranks(np.concatenate([positives, negatives]))
+  v_pos = (all_ranks[:m] - _midranks(positives)) / n
+  v_neg = 1.0 - (all_ranks[m:] - _midranks(negatives)) / m
+  return float(v_pos.mean()), v_pos, v_neg
+
+
+def delong_test(labels, scores_a, scores_b, confidence: float = 0.95) -> dict:
+  """DeLong et al. (1988): are two correlated ROC AUCs (same cases) different?
+
+  Returns both AUCs, their difference (a - b) with its confidence interval, the
+  z statistic and the two-sided p-value.
+  """
+  if not _both_classes(labels, "DeLong's test"):
+    nan = float('nan')
+    return {'auc_a': nan, 'auc_b': nan, 'difference': nan, 'ci': (nan, nan), 'z': nan,
+            'p_value': nan}
+  auc_a, pos_a, neg_a = delong_components(labels, scores_a)
+  auc_b, pos_b, neg_b = delong_components(labels, scores_b)
+  cov_pos = np.cov(np.stack([pos_a, pos_b]))
+  cov_neg = np.cov(np.stack([neg_a, neg_b]))
+  covariance = cov_pos / len(pos_a) + cov_neg / len(neg_a)
+  variance = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
+  difference = auc_a - auc_b
+  if variance <= 0:
+    z, p_value = (0.0, 1.0) if difference == 0 else (float('inf'), 0.0)
+  else:
+    z = difference / np.sqrt(variance)
+    p_value = float(2 * stats.norm.sf(abs(z)))
+  half_width = stats.norm.ppf(0.5 + confidence / 2) * np.sqrt(max(variance, 0.0))
+  return {'auc_a': auc_a, 'auc_b': auc_b, 'difference': difference,
+          'ci': (difference - half_width, difference + half_width), 'z': float(z),
+          'p_value': p_value}
