@@ -65,6 +65,23 @@ def get_config():
   config.optim.momentum = 0.9
   config.optim.grad_clip_norm = 0.0           # 0 disables clipping
 
+  config.eval = ml_collections.ConfigDict()
+  config.eval.positive_class = ''             # binary: label name scored as positive; '' = label 1
+  config.eval.operating_rule = 'youden'       # youden | sensitivity | specificity (chosen on val)
+  config.eval.operating_target = 0.0          # the target sensitivity or specificity
+  config.eval.bootstrap_resamples = 1000      # stratified bootstrap for the 95% intervals
+  config.eval.bootstrap_seed = 0
+  config.eval.confidence = 0.95
+  config.eval.plots = True                    # ROC, PR, reliability, confusion matrix PNGs
+
+  config.explain = ml_collections.ConfigDict()
+  config.explain.num_images = 8               # saliency overlays per evaluated split; 0: none
+  config.explain.methods = 'gradients,smoothgrad,integrated_gradients,grad_cam'
+  config.explain.layer = ''                   # Grad-CAM tap; '' = the model's default
+  config.explain.smoothgrad_samples = 16
+  config.explain.smoothgrad_noise = 0.15
+  config.explain.ig_steps = 32
+
   config.mesh = ml_collections.ConfigDict()
   config.mesh.data = -1                       # devices on the data axis; -1: all
   return config

@@ -37,12 +37,12 @@ def test_builder_prepares_from_a_local_npz(tmp_path):
   assert dataset.task.label_names == ('malignant', 'normal, benign')
   assert dataset.task.class_counts == (5, 5)
   assert dataset.task.inputs['image'].shape == (28, 28, 1)
-  assert list((tmp_path / 'prepared' / 'medmnist' / 'breastmnist' / '1.0.0').glob(
+  assert list((tmp_path / 'prepared' / 'medmnist' / 'breastmnist' / '1.1.0').glob(
       '*.array_record*'))
-  for example in dataset.sources['test']:  # every example, with its official position
-    index = int(example['index'])
-    np.testing.assert_array_equal(example['image'][..., 0], arrays['test_images'][index])
-    assert example['label'] == arrays['test_labels'][index, 0]
+  for position, example in enumerate(dataset.sources['test']):  # kept in the official order
+    assert int(example['index']) == position
+    np.testing.assert_array_equal(example['image'][..., 0], arrays['test_images'][position])
+    assert example['label'] == arrays['test_labels'][position, 0]
 
 
 def test_larger_sizes_use_their_own_file(tmp_path):

@@ -86,7 +86,9 @@ class MedmnistConfig(tfds.core.BuilderConfig):
 class Medmnist(tfds.core.GeneratorBasedBuilder):
   """The 12 two-dimensional MedMNIST v2 data sets at 28, 64, 128 and 224 px."""
 
-  VERSION = tfds.core.Version('1.0.0')
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.',
+                   '1.1.0': 'Examples kept in the official order: position == index.'}
   BUILDER_CONFIGS = [
       MedmnistConfig(name=config_name(dataset, size), dataset=dataset, size=size,
                      description=f'{info.description}, {size}x{size}')
@@ -115,6 +117,7 @@ class Medmnist(tfds.core.GeneratorBasedBuilder):
                                           doc='position in the official split'),
         }),
         supervised_keys=('image', 'label'),
+        disable_shuffling=True,
         homepage='https://medmnist.com/',
         citation='Yang et al., MedMNIST v2, Scientific Data 10, 41 (2023)',
     )

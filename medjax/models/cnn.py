@@ -1,7 +1,8 @@
 """The seed CNN: the small convolutional diagnoser the project started from.
 
 Conv32-Pool-Conv64-Pool-Conv128-Pool-Dense512-Dense, 3x3 'SAME' convolutions,
-ReLU, 2x2 max pooling, dropout before the classifier.
+ReLU, 2x2 max pooling, dropout before the classifier. Taps (for Grad-CAM):
+`block0`..`block2`, the ReLU outputs before each pooling.
 """
 from typing import Any, Sequence
 
@@ -9,6 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.models.conv import CONV_IMPLS
+from medjax.models.taps import tap
 
 
 class SeedCNN(nn.Module):
@@ -22,10 +24,10 @@ class SeedCNN(nn.Module):
   @nn.compact
   def __call__(self, batch, *, train: bool):
     x = batch['image'].astype(self.dtype)
-    for width in self.features:
+    for index, width in enumerate(self.features):
       x = nn.Conv(width, (3, 3), padding='SAME', dtype=self.dtype,
                   conv_general_dilated=CONV_IMPLS[self.conv_impl])(x)
-      x = nn.relu(x)
+      x = tap(self, f'block{index}', nn.relu(x))
       x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='SAME')
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))

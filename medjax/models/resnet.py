@@ -3,9 +3,10 @@
 Two stems (`model.resnet.stem`):
   * 'imagenet': 7x7/2 convolution + 3x3/2 max pool (the torchvision stem);
   * 'cifar': one 3x3/1 convolution and no pooling, as MedMNIST v2 used at 28 px
-    (keeps the full resolution: about 8x the compute of 'imagenet' at 28 px);
+    (keeps the full resolution: about 16x the compute of 'imagenet' at 28 px);
   * 'stride2': one 3x3/2 convolution and no pooling: a quarter of the 'cifar'
     compute that still keeps a 2x2 map in the last stage at 28 px.
+Taps (for Grad-CAM): `stage0`..`stage3`, the output of each stage.
 """
 import functools
 from typing import Any
@@ -14,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.models.conv import CONV_IMPLS
+from medjax.models.taps import tap
 
 STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 STEMS = ('imagenet', 'cifar', 'stride2')
@@ -85,5 +87,6 @@ class ResNet(nn.Module):
       for index in range(num_blocks):
         strides = 2 if stage > 0 and index == 0 else 1
         x = block(self.width * 2**stage, strides, conv=conv, norm=norm)(x)
+      x = tap(self, f'stage{stage}', x)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_outputs, dtype=self.dtype)(x).astype(jnp.float32)

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from medjax import checkpoint, data, files, metrics, models, parallel
+from medjax import (checkpoint, data, evaluation, explain, files, metrics, models, parallel,
+                    report)
 from medjax.data import pipeline
 from medjax.train import step as steps
 from medjax.train.log import MetricWriter
@@ -104,9 +105,8 @@ def _write_predictions(path, outputs, task):
   files.write_text_atomic(path, '\n'.join(rows) + '\n')
 
 
-def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test') -> dict:
-  """Restores the best checkpoint of `workdir`, evaluates `split`, writes
-  `eval/<split>/metrics.json` and `predictions.csv`; returns the metrics."""
+def restore_best(experiment: Experiment, workdir):
+  """The best checkpoint's (state, step, meta) from `workdir/best`."""
   best = checkpoint.Checkpoints(pathlib.Path(workdir) / 'best', max_to_keep=1,
                                 best_metric=BEST_METRIC)
   step = best.latest_step()
@@ -115,15 +115,73 @@ def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test') ->
   abstract = checkpoint.abstract_like(experiment.state, parallel.replicated(experiment.mesh))
   state, meta = best.restore(step, abstract)
   best.close()
+  return state, step, meta
+
+
+def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test') -> dict:
+  """Restores the best checkpoint of `workdir`, evaluates `split` (operating
+  points chosen on the validation split) and writes `eval/<split>/`:
+  metrics.json, predictions.csv, the plots and report.md. Returns the metrics."""
+  config, task = experiment.config, experiment.dataset.task
+  state, step, meta = restore_best(experiment, workdir)
   values, outputs = evaluate(experiment, state, split)
+  val_outputs = outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
   result = {'split': split, 'checkpoint': 'best', 'step': step,
-            'best_validation_auc': meta['best_metric'], 'data': experiment.config.data.name,
-            'model': experiment.config.model.name, 'num_params': count_params(state), **values}
+            'best_validation_auc': meta['best_metric'], 'data': config.data.name,
+            'model': config.model.name, 'num_params': count_params(state),
+            'confidence': config.eval.confidence, **values,
+            **evaluation.clinical_report(outputs, val_outputs, task, config.eval)}
   if jax.process_index() == 0:
     out_dir = pathlib.Path(workdir) / 'eval' / split
-    _write_predictions(out_dir / 'predictions.csv', outputs, experiment.dataset.task)
+    _write_predictions(out_dir / 'predictions.csv', outputs, task)
+    report.write_report(result, outputs, task, config.eval, out_dir)
+    if config.explain.num_images:
+      write_saliency(experiment, state, outputs, result, out_dir / 'saliency')
     files.write_json_atomic(out_dir / 'metrics.json', result)
   return result
+
+
+def saliency_options(config) -> dict:
+  """Keyword arguments of every saliency method, from `config.explain`."""
+  explain_config = config.explain
+  return {'rng': jax.random.fold_in(jax.random.key(config.seed), 2),
+          'num_samples': explain_config.smoothgrad_samples,
+          'noise': explain_config.smoothgrad_noise, 'steps': explain_config.ig_steps,
+          'layer': explain_config.layer or explain.GRAD_CAM_LAYERS.get(config.model.name)}
+
+
+def saliency_methods(config) -> list[str]:
+  """The configured methods this model supports (Grad-CAM needs a tapped CNN/ResNet)."""
+  methods = [m.strip() for m in config.explain.methods.split(',') if m.strip()]
+  unknown = sorted(set(methods) - set(explain.METHODS))
+  if unknown:
+    raise ValueError(f'explain.methods: {unknown} not among {explain.METHODS}')
+  if config.model.name not in explain.GRAD_CAM_LAYERS:
+    methods = [m for m in methods if m != 'grad_cam']
+  return methods
+
+
+def write_saliency(experiment: Experiment, state, outputs, result, out_dir):
+  """Saliency overlays of `config.explain.num_images` examples, the informative cases first."""
+  config, task = experiment.config, experiment.dataset.task
+  chosen = evaluation.saliency_selection(outputs, task, result, config.eval,
+                                         config.explain.num_images)
+  if not chosen:
+    return
+  source = experiment.dataset.sources[result['split']]
+  images = np.stack([pipeline.to_model_inputs(source[position], task)['image']
+                     for position, _, _ in chosen])
+  classes = np.asarray([target for _, _, target in chosen])
+  variables = {'params': state.params}
+  if state.batch_stats is not None:
+    variables['batch_stats'] = state.batch_stats
+  options = saliency_options(config)
+  maps = {method: np.asarray(explain.saliency(method, state.apply_fn, variables, images,
+                                              classes, **options))
+          for method in saliency_methods(config)}
+  captions = [f'{category} #{position} (explaining "{task.label_names[target]}")'
+              for position, category, target in chosen]
+  report.write_saliency_overlays(images, maps, captions, out_dir)
 
 
 def _check_finite(history: list[dict], first_step: int, checkpoints: checkpoint.Checkpoints,
