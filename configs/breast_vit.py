@@ -12,6 +12,7 @@ def get_config():
   config.data.augment.zoom = 0.1
   config.data.augment.translate = 0.05
   config.data.augment.horizontal_flip = True
+  config.eval.positive_class = 'malignant'
   config.model.name = 'vit'
   config.model.vit.patch_size = 4
   config.model.vit.width = 128

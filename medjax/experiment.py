@@ -2,11 +2,13 @@
 
   python -m medjax.experiment --config=configs/breast_cnn.py --workdir=/tmp/breast_cnn
   python -m medjax.experiment --config=configs/breast_cnn.py --config.train.steps=100 ...
-  python -m medjax.experiment --mode=eval --workdir=/tmp/breast_cnn
+  python -m medjax.experiment --mode=eval --workdir=/tmp/breast_cnn [--split=val]
+  python -m medjax.experiment --mode=predict --workdir=/tmp/breast_cnn --input=scans/
 
 Training resumes from the latest checkpoint when the workdir has one. `--mode=eval`
-needs no config: it reads `<workdir>/config.json` and the best checkpoint.
-Config mistakes exit with code 2 and one line; other failures with code 1.
+and `--mode=predict` need no config: they read `<workdir>/config.json` and the best
+checkpoint. Config mistakes exit with code 2 and one line; other failures with
+code 1 (for predict: when any input file could not be read; the others are done).
 """
 import json
 import pathlib
@@ -21,8 +23,14 @@ from medjax import files
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'folder for checkpoints, logs and results')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'train (then test), or eval')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
+                          'train (then test), eval a split, or predict on new files')
 _SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'val', 'test'], 'split for --mode=eval')
+_INPUT = flags.DEFINE_string('input', None, '--mode=predict: an image file or a folder of '
+                             'PNG/JPEG/DICOM files')
+_OUTPUT = flags.DEFINE_string('output', None, '--mode=predict: the CSV to write '
+                              '(default <workdir>/predict/predictions.csv)')
+_SALIENCY = flags.DEFINE_bool('saliency', False, '--mode=predict: also write saliency overlays')
 
 CONFIG_EXIT_CODE = 2
 
@@ -33,10 +41,10 @@ def _fail(message: str, code: int):
 
 
 def _resolve_config(workdir: pathlib.Path, mode: str):
-  if mode == 'eval':
+  if mode in ('eval', 'predict'):
     stored = workdir / 'config.json'
     if not stored.exists():
-      _fail(f'{stored} not found: --mode=eval needs a trained workdir', CONFIG_EXIT_CODE)
+      _fail(f'{stored} not found: --mode={mode} needs a trained workdir', CONFIG_EXIT_CODE)
     try:
       return config_lib.from_json(stored.read_text())
     except (ValueError, KeyError, TypeError) as error:
@@ -58,6 +66,8 @@ def main(argv=None) -> dict:
     _fail(' '.join(str(error).split()), CONFIG_EXIT_CODE)
   if _WORKDIR.value is None:
     _fail('--workdir is required', CONFIG_EXIT_CODE)
+  if _MODE.value == 'predict' and not _INPUT.value:
+    _fail('--mode=predict needs --input (a file or a folder)', CONFIG_EXIT_CODE)
   workdir = pathlib.Path(_WORKDIR.value)
   config = _resolve_config(workdir, _MODE.value)
   try:
@@ -67,11 +77,16 @@ def main(argv=None) -> dict:
   logging.set_verbosity(logging.WARNING)
 
   # Imported here so that config errors are reported without importing JAX.
+  from medjax import predict
   from medjax.data.download import MissingDataError
   from medjax.train import loop
 
   try:
     experiment = loop.build_experiment(config)
+    if _MODE.value == 'predict':
+      failed = predict.predict(experiment, workdir, _INPUT.value, _OUTPUT.value, _SALIENCY.value)
+      print(f'medjax: predictions written; {failed} file(s) could not be read', file=sys.stderr)
+      sys.exit(1 if failed else 0)
     if _MODE.value == 'train':
       files.write_text_atomic(workdir / 'config.json', config_lib.to_json(config))
       loop.train(experiment, workdir)

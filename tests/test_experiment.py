@@ -25,7 +25,7 @@ TINY = ['--config=configs/breast_cnn.py', '--config.train.steps=4', '--config.tr
     (['--config.train.stepz=3'], "unknown config field 'train.stepz'"),
     (['--config.train.steps=many'], 'many'),
     (['--config.model.name=7'], None),
-    (['--mode=predict'], 'predict'),
+    (['--mode=serve'], 'serve'),
 ])
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
   result = run_cli('--config=configs/breast_cnn.py', f'--workdir={tmp_path}', *args)
@@ -71,29 +71,81 @@ def test_eval_without_a_trained_workdir_is_refused(tmp_path):
   assert result.returncode == 2 and 'config.json not found' in result.stderr
 
 
-def test_train_then_eval_reproduces_the_metrics_exactly(tmp_path):
-  workdir = tmp_path / 'run'
-  result = run_cli(*TINY, f'--workdir={workdir}')
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """One tiny training run through the command line, shared by the tests below."""
+  workdir = tmp_path_factory.mktemp('cli') / 'run'
+  result = run_cli(*TINY, '--config.explain.num_images=4', '--config.eval.bootstrap_resamples=200',
+                   f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
-  metrics_file = workdir / 'eval' / 'test' / 'metrics.json'
-  trained = metrics_file.read_text()
-  metrics = json.loads(trained)
+  return workdir
+
+
+def test_train_writes_config_logs_metrics_and_reports(trained):
+  metrics = json.loads((trained / 'eval' / 'test' / 'metrics.json').read_text())
   assert metrics['num_examples'] == 156 and metrics['split'] == 'test'
   assert 0 <= metrics['accuracy'] <= 1 and 0 <= metrics['auc'] <= 1 and metrics['loss'] > 0
-  config = json.loads((workdir / 'config.json').read_text())
+  assert metrics['positive_class'] == 'malignant'  # as configs/breast_cnn.py says
+  auc = metrics['metrics']['auc']
+  assert auc['value'] == pytest.approx(metrics['auc'], abs=1e-3)  # same AUC, other class
+  assert auc['ci'][0] <= auc['value'] <= auc['ci'][1] and auc['ci'][0] < auc['ci'][1]
+  counts = metrics['counts']
+  assert sum(counts.values()) == 156
+  config = json.loads((trained / 'config.json').read_text())
   assert config['train']['steps'] == 4 and config['model']['name'] == 'cnn'
-  logged = [json.loads(line) for line in (workdir / 'logs' / 'metrics.jsonl').open()]
+  logged = [json.loads(line) for line in (trained / 'logs' / 'metrics.jsonl').open()]
   assert {'train/loss', 'val/auc'} <= {key for record in logged for key in record}
-  assert list((workdir / 'logs' / 'tensorboard').glob('events.out.tfevents.*'))
-  predictions = (workdir / 'eval' / 'test' / 'predictions.csv').read_text().splitlines()
+  assert list((trained / 'logs' / 'tensorboard').glob('events.out.tfevents.*'))
+  predictions = (trained / 'eval' / 'test' / 'predictions.csv').read_text().splitlines()
   assert predictions[0] == 'index,label,prob_0,prob_1' and len(predictions) == 157
+  out = trained / 'eval' / 'test'
+  for name in ('roc.png', 'pr.png', 'reliability.png', 'confusion.png', 'report.md'):
+    assert (out / name).stat().st_size > 0
+  overlays = sorted(p.name for p in (out / 'saliency').iterdir())
+  assert len(overlays) == 4 and all(name.endswith('.png') for name in overlays)
+  assert 'roc.png' in (out / 'report.md').read_text()
 
+
+def test_eval_mode_reproduces_the_training_end_metrics_exactly(trained):
+  metrics_file = trained / 'eval' / 'test' / 'metrics.json'
+  written_by_training = metrics_file.read_text()
   metrics_file.unlink()
-  result = run_cli('--mode=eval', f'--workdir={workdir}')
+  result = run_cli('--mode=eval', f'--workdir={trained}')
   assert result.returncode == 0, result.stderr[-3000:]
-  assert metrics_file.read_text() == trained
+  assert metrics_file.read_text() == written_by_training
 
-  # Rerunning the training command resumes at the last step: nothing left to train.
-  result = run_cli(*TINY, f'--workdir={workdir}')
+
+def test_rerunning_the_training_command_resumes(trained):
+  written = (trained / 'eval' / 'test' / 'metrics.json').read_text()
+  result = run_cli(*TINY, '--config.explain.num_images=4', '--config.eval.bootstrap_resamples=200',
+                   f'--workdir={trained}')
   assert result.returncode == 0 and 'resuming from step 4' in result.stderr
-  assert metrics_file.read_text() == trained
+  assert (trained / 'eval' / 'test' / 'metrics.json').read_text() == written
+
+
+def test_predict_on_dicom_and_png_reports_a_bad_file_and_goes_on(trained, tmp_path):
+  import numpy as np
+  import PIL.Image
+  import pydicom.data
+  inputs = tmp_path / 'inputs'
+  inputs.mkdir()
+  for name in ('CT_small.dcm', 'MR_small.dcm'):
+    (inputs / name).write_bytes(pathlib.Path(pydicom.data.get_testdata_file(name)).read_bytes())
+  PIL.Image.fromarray(np.full((64, 48), 120, np.uint8)).save(inputs / 'grey.png')
+  (inputs / 'truncated.png').write_bytes(b'\x89PNG\r\n\x1a\n broken')
+  output = tmp_path / 'out' / 'predictions.csv'
+  result = run_cli('--mode=predict', f'--workdir={trained}', f'--input={inputs}',
+                   f'--output={output}', '--saliency')
+  assert result.returncode == 1  # one file failed ...
+  assert 'truncated.png' in result.stderr
+  import csv
+  rows = {pathlib.Path(r['path']).name: r for r in csv.DictReader(output.open())}
+  assert set(rows) == {'CT_small.dcm', 'MR_small.dcm', 'grey.png', 'truncated.png'}
+  assert rows['truncated.png']['status'] == 'error' and rows['truncated.png']['error']
+  for name in ('CT_small.dcm', 'MR_small.dcm', 'grey.png'):  # ... the others were done
+    row = rows[name]
+    assert row['status'] == 'ok'
+    total = float(row['prob_malignant']) + float(row['prob_normal, benign'])
+    assert total == pytest.approx(1.0, abs=1e-5)
+    assert row['decision'] in ('malignant', 'normal, benign') and float(row['threshold']) > 0
+  assert len(list((output.parent / 'saliency').glob('*.png'))) == 3

@@ -12,14 +12,21 @@ from medjax.data import augment
 from medjax.data.task import Task
 
 
+def normalise_image(image: np.ndarray) -> np.ndarray:
+  """uint8 pixels (or floats in [0, 1] after augmentation) -> model inputs in [-1, 1]."""
+  if image.dtype == np.uint8:
+    image = image.astype(np.float32) / 255.0
+  return (image.astype(np.float32) - 0.5) / 0.5
+
+
 def to_model_inputs(element, task: Task, augment_config=None, rng=None):
   """One decoded example -> the batch vocabulary: float image in [-1, 1], label."""
-  image = np.asarray(element['image'], np.float32) / 255.0
+  image = np.asarray(element['image'])
   if rng is not None and augment_config is not None:
-    image = augment.augment_image(image, rng, augment_config)
+    image = augment.augment_image(image.astype(np.float32) / 255.0, rng, augment_config)
   label = np.asarray(element['label'])
   return {
-      'image': (image - 0.5) / 0.5,
+      'image': normalise_image(image),
       'label': label.astype(np.float32) if task.multilabel else label.astype(np.int32),
       'index': np.asarray(element['index'], np.int64),
       'mask': np.float32(1.0),
