@@ -6,13 +6,7 @@ from configs import common
 
 
 def get_config():
-  config = common.get_config()
-  config.data.name = 'medmnist/breastmnist'
-  config.data.augment.rotation_degrees = 10.0
-  config.data.augment.zoom = 0.1
-  config.data.augment.translate = 0.05
-  config.data.augment.horizontal_flip = True
-  config.eval.positive_class = 'malignant'
+  config = common.use_breastmnist(common.get_config())
   config.model.name = 'resnet'
   config.model.resnet.depth = 18
   config.model.resnet.stem = 'stride2'

@@ -85,3 +85,12 @@ def get_config():
   config.mesh = ml_collections.ConfigDict()
   config.mesh.data = -1                       # devices on the data axis; -1: all
   return config
+
+
+def use_breastmnist(config):
+  """BreastMNIST at 28 px, malignant as the positive class, ultrasound augmentation."""
+  config.data.name = 'medmnist/breastmnist'
+  config.eval.positive_class = 'malignant'
+  config.data.augment.update(rotation_degrees=10.0, zoom=0.1, translate=0.05,
+                             horizontal_flip=True)
+  return config

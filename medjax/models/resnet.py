@@ -21,6 +21,13 @@ STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 STEMS = ('imagenet', 'cifar', 'stride2')
 
 
+def _add_shortcut(residual, y, strides, conv, norm):
+  """Adds the (projected, where shapes differ) input to the block's output."""
+  if residual.shape != y.shape:
+    residual = norm()(conv(y.shape[-1], (1, 1), strides)(residual))
+  return nn.relu(residual + y)
+
+
 class BasicBlock(nn.Module):
   features: int
   strides: int
@@ -29,15 +36,11 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    residual = x
     y = self.conv(self.features, (3, 3), self.strides)(x)
     y = nn.relu(self.norm()(y))
     y = self.conv(self.features, (3, 3))(y)
     y = self.norm(scale_init=nn.initializers.zeros)(y)
-    if residual.shape != y.shape:
-      residual = self.conv(self.features, (1, 1), self.strides)(residual)
-      residual = self.norm()(residual)
-    return nn.relu(residual + y)
+    return _add_shortcut(x, y, self.strides, self.conv, self.norm)
 
 
 class BottleneckBlock(nn.Module):
@@ -48,15 +51,11 @@ class BottleneckBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    residual = x
     y = nn.relu(self.norm()(self.conv(self.features, (1, 1))(x)))
     y = nn.relu(self.norm()(self.conv(self.features, (3, 3), self.strides)(y)))
     y = self.conv(self.features * 4, (1, 1))(y)
     y = self.norm(scale_init=nn.initializers.zeros)(y)
-    if residual.shape != y.shape:
-      residual = self.conv(self.features * 4, (1, 1), self.strides)(residual)
-      residual = self.norm()(residual)
-    return nn.relu(residual + y)
+    return _add_shortcut(x, y, self.strides, self.conv, self.norm)
 
 
 class ResNet(nn.Module):
