@@ -10,7 +10,7 @@ def get_config():
   config.model.name = 'resnet'
   config.model.resnet.depth = 18
   config.model.resnet.stem = 'stride2'
-  config.train.steps = 400
+  config.train.steps = 800
   config.train.batch_size = 64
   config.train.eval_every = 25
   config.train.checkpoint_every = 100
