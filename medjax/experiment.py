@@ -91,8 +91,6 @@ def main(argv=None) -> dict:
       files.write_text_atomic(workdir / 'config.json', config_lib.to_json(config))
       loop.train(experiment, workdir)
     result = loop.evaluate_checkpoint(experiment, workdir, _SPLIT.value)
-  except config_lib.ConfigError as error:
-    _fail(str(error), CONFIG_EXIT_CODE)
   except (MissingDataError, FileNotFoundError, loop.NonFiniteLossError, ValueError) as error:
     _fail(str(error), 1)
   print(json.dumps(result, sort_keys=True))

@@ -24,7 +24,7 @@ def trained_and_random(breast):
                                       batch_size=64, seed=0))
   state = experiment.state
   for _ in range(60):
-    batch = parallel.to_global(loop._device_batch(next(loader)), experiment.mesh)
+    batch = parallel.to_global(loop.device_batch(next(loader)), experiment.mesh)
     state, _ = experiment.train_step(state, batch, jax.random.key(1))
   config.seed = 99
   random_state = loop.build_experiment(config).state

@@ -11,7 +11,7 @@ from tests.conftest import small_config
 def _one_step(config, batch):
   experiment = loop.build_experiment(config)
   from medjax import parallel
-  global_batch = parallel.to_global(loop._device_batch(batch), experiment.mesh)
+  global_batch = parallel.to_global(loop.device_batch(batch), experiment.mesh)
   state, metrics = experiment.train_step(experiment.state, global_batch, jax.random.key(7))
   return jax.device_get(state.params), float(metrics['loss'])
 
@@ -40,7 +40,7 @@ def test_loss_falls_on_a_small_real_subset(breast):
   experiment = loop.build_experiment(config)
   from medjax import parallel
   batch = next(pipeline.eval_batches(breast.sources['train'], breast.task, batch_size=64))
-  global_batch = parallel.to_global(loop._device_batch(batch), experiment.mesh)
+  global_batch = parallel.to_global(loop.device_batch(batch), experiment.mesh)
   state, losses = experiment.state, []
   for _ in range(40):
     state, metrics = experiment.train_step(state, global_batch, jax.random.key(0))

@@ -1,13 +1,14 @@
 """The train loop and checkpoint evaluation: where the side effects live.
 
-`train_and_evaluate(config, workdir)` trains (resuming from the latest
-checkpoint in `workdir` if there is one), keeps the best checkpoint by
-validation AUC, then evaluates it on the test split with `evaluate_checkpoint`,
-the same function `--mode=eval` calls, so both write identical numbers.
+`build_experiment(config)` builds the data, mesh, model, state and jitted steps;
+`train(experiment, workdir)` trains, resuming from the latest checkpoint in
+`workdir` if there is one, and keeps the best checkpoint by validation AUC;
+`evaluate_checkpoint(experiment, workdir, split)` evaluates that best checkpoint.
+The command line calls the last after training and again for `--mode=eval`, so
+both write identical numbers.
 """
 import dataclasses
 import functools
-from absl import logging
 import math
 import pathlib
 import time
@@ -16,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tqdm
+from absl import logging
 
 from medjax import (checkpoint, data, evaluation, explain, files, metrics, models, parallel,
                     report)
@@ -73,7 +75,7 @@ def build_experiment(config) -> Experiment:
   return Experiment(config, dataset, mesh, state, state_sharding, train_step, eval_step)
 
 
-def _device_batch(batch):
+def device_batch(batch):
   """The keys that go to the devices (indices as int32: JAX runs without x64)."""
   return {**batch, 'index': batch['index'].astype(np.int32)}
 
@@ -86,7 +88,7 @@ def evaluate(experiment: Experiment, state, split: str) -> tuple[dict, dict]:
   for batch in pipeline.eval_batches(experiment.dataset.sources[split], experiment.dataset.task,
                                      batch_size=local_size, process_index=jax.process_index(),
                                      process_count=jax.process_count()):
-    global_batch = parallel.to_global(_device_batch(batch), experiment.mesh)
+    global_batch = parallel.to_global(device_batch(batch), experiment.mesh)
     outputs = experiment.eval_step(state, global_batch)
     gathered.append(parallel.to_host({**outputs, **{k: global_batch[k] for k in
                                                     ('label', 'mask', 'index')}}))
@@ -237,7 +239,7 @@ def train(experiment: Experiment, workdir) -> dict:
 
   try:
     for step in range(start + 1, config.train.steps + 1):
-      batch = parallel.to_global(_device_batch(next(batches)), experiment.mesh)
+      batch = parallel.to_global(device_batch(next(batches)), experiment.mesh)
       compile_started = time.perf_counter()
       state, step_metrics = experiment.train_step(state, batch, dropout_rng)
       if step == start + 1:
@@ -252,7 +254,7 @@ def train(experiment: Experiment, workdir) -> dict:
         flush(step)
         values, _ = evaluate(experiment, state, 'val')
         writer.write(step, 'val', values)
-        if values[BEST_METRIC] > meta['best_metric']:
+        if values[BEST_METRIC] > meta['best_metric'] or meta['best_step'] is None:
           meta.update(best_metric=values[BEST_METRIC], best_step=step)
           best.save(step, state, {**meta}, metrics={BEST_METRIC: values[BEST_METRIC]})
       if step % config.train.checkpoint_every == 0 or last:
@@ -276,8 +278,3 @@ def train(experiment: Experiment, workdir) -> dict:
 def count_params(state) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(state.params)))
 
-
-def train_and_evaluate(config, workdir) -> dict:
-  experiment = build_experiment(config)
-  train(experiment, workdir)
-  return evaluate_checkpoint(experiment, workdir, 'test')
