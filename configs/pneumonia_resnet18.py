@@ -20,7 +20,7 @@ def get_config():
   config.model.name = 'resnet'
   config.model.resnet.depth = 18
   config.model.resnet.stem = 'stride2'
-  config.train.steps = 900
+  config.train.steps = 600
   config.train.batch_size = 128
   config.train.class_weights = 'balanced'
   config.train.eval_every = 100

@@ -17,9 +17,10 @@ import orbax.checkpoint as ocp
 class Checkpoints:
   """One orbax CheckpointManager over a folder of (state, meta) checkpoints."""
 
-  def __init__(self, directory, *, max_to_keep: int, best_metric: str | None = None):
+  def __init__(self, directory, *, max_to_keep: int = 1, best_metric: str | None = None,
+               read_only: bool = False):
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True,
+        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
         best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
         best_mode='max')
     self._manager = ocp.CheckpointManager(pathlib.Path(directory).absolute(), options=options,
@@ -27,6 +28,9 @@ class Checkpoints:
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
 
   def save(self, step: int, state, meta: dict, metrics: dict | None = None):
     self._manager.save(step, args=ocp.args.Composite(

@@ -2,7 +2,7 @@
 
   python -m medjax.experiment --config=configs/breast_cnn.py --workdir=/tmp/breast_cnn
   python -m medjax.experiment --config=configs/breast_cnn.py --config.train.steps=100 ...
-  python -m medjax.experiment --mode=eval --workdir=/tmp/breast_cnn [--split=val]
+  python -m medjax.experiment --mode=eval --workdir=/tmp/breast_cnn [--split=val] [--checkpoint=latest]
   python -m medjax.experiment --mode=predict --workdir=/tmp/breast_cnn --input=scans/
 
 Training resumes from the latest checkpoint when the workdir has one. `--mode=eval`
@@ -26,6 +26,8 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'folder for checkpoints, logs an
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
                           'train (then test), eval a split, or predict on new files')
 _SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'val', 'test'], 'split for --mode=eval')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', '--mode=eval/predict: best, latest '
+                                  'or a step number')
 _INPUT = flags.DEFINE_string('input', None, '--mode=predict: an image file or a folder of '
                              'PNG/JPEG/DICOM files')
 _OUTPUT = flags.DEFINE_string('output', None, '--mode=predict: the CSV to write '
@@ -84,13 +86,15 @@ def main(argv=None) -> dict:
   try:
     experiment = loop.build_experiment(config)
     if _MODE.value == 'predict':
-      failed = predict.predict(experiment, workdir, _INPUT.value, _OUTPUT.value, _SALIENCY.value)
+      failed = predict.predict(experiment, workdir, _INPUT.value, _OUTPUT.value, _SALIENCY.value,
+                               _CHECKPOINT.value)
       print(f'medjax: predictions written; {failed} file(s) could not be read', file=sys.stderr)
       sys.exit(1 if failed else 0)
     if _MODE.value == 'train':
       files.write_text_atomic(workdir / 'config.json', config_lib.to_json(config))
       loop.train(experiment, workdir)
-    result = loop.evaluate_checkpoint(experiment, workdir, _SPLIT.value)
+    result = loop.evaluate_checkpoint(experiment, workdir, _SPLIT.value,
+                                      'best' if _MODE.value == 'train' else _CHECKPOINT.value)
   except (MissingDataError, FileNotFoundError, loop.NonFiniteLossError, ValueError) as error:
     _fail(str(error), 1)
   print(json.dumps(result, sort_keys=True))

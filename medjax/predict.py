@@ -48,11 +48,12 @@ def _probabilities(experiment, state, images: np.ndarray) -> np.ndarray:
   return np.concatenate(probs) if probs else np.zeros((0, task.num_classes))
 
 
-def predict(experiment, workdir, input_path, output_csv=None, saliency: bool = False) -> int:
+def predict(experiment, workdir, input_path, output_csv=None, saliency: bool = False,
+            which: str = 'best') -> int:
   """Writes the predictions CSV; returns the number of files that failed."""
   config, task = experiment.config, experiment.dataset.task
   output_csv = pathlib.Path(output_csv or pathlib.Path(workdir) / 'predict' / 'predictions.csv')
-  state, _, _ = loop.restore_best(experiment, workdir)
+  state, _, _ = loop.restore_checkpoint(experiment, workdir, which)
   paths = list_inputs(input_path)
   shape = task.inputs['image'].shape
   pixels, errors = {}, {}

@@ -157,3 +157,20 @@ def test_stratified_bootstrap_is_reproducible_and_keeps_class_counts():
   assert seen_counts == {int(labels.sum())}
   low, high = first['auc']
   assert low < clinical.roc_auc(labels, scores) < high
+
+
+def test_published_worked_example_hanley_mcneil_1982():
+  """Hanley & McNeil (Radiology 1982), Table 1: five-point ratings of 109 CT images
+  (58 normal, 51 abnormal): published AUC 0.893 with standard error 0.032."""
+  normal, abnormal = [33, 6, 6, 11, 2], [3, 2, 2, 11, 33]
+  ratings = np.concatenate([np.repeat(np.arange(1, 6), normal),
+                            np.repeat(np.arange(1, 6), abnormal)]).astype(float)
+  labels = np.concatenate([np.zeros(58, int), np.ones(51, int)])
+  auc, v_pos, v_neg = clinical.delong_components(labels, ratings)
+  assert round(auc, 3) == 0.893
+  q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)  # Hanley-McNeil's approximation
+  hanley_mcneil_se = np.sqrt((auc * (1 - auc) + 50 * (q1 - auc**2) + 57 * (q2 - auc**2)) /
+                             (51 * 58))
+  assert round(hanley_mcneil_se, 3) == 0.032
+  delong_se = np.sqrt(v_pos.var(ddof=1) / 51 + v_neg.var(ddof=1) / 58)
+  assert delong_se == pytest.approx(hanley_mcneil_se, rel=0.1)  # two estimates of one SE

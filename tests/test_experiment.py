@@ -115,6 +115,18 @@ def test_eval_mode_reproduces_the_training_end_metrics_exactly(trained):
   assert metrics_file.read_text() == written_by_training
 
 
+def test_eval_of_another_checkpoint_and_split(trained):
+  result = run_cli('--mode=eval', f'--workdir={trained}', '--checkpoint=2', '--split=val')
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((trained / 'eval' / 'val-2' / 'metrics.json').read_text())
+  assert (metrics['step'], metrics['split'], metrics['num_examples']) == (2, 'val', 78)
+  result = run_cli('--mode=eval', f'--workdir={trained}', '--checkpoint=3')
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1].startswith('medjax: error:') and \
+      'no 3 checkpoint' in result.stderr
+  assert not (trained / 'eval' / 'test-3').exists()
+
+
 def test_rerunning_the_training_command_resumes(trained):
   written = (trained / 'eval' / 'test' / 'metrics.json').read_text()
   result = run_cli(*TINY, '--config.explain.num_images=4', '--config.eval.bootstrap_resamples=200',

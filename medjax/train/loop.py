@@ -107,34 +107,47 @@ def _write_predictions(path, outputs, task):
   files.write_text_atomic(path, '\n'.join(rows) + '\n')
 
 
-def restore_best(experiment: Experiment, workdir):
-  """The best checkpoint's (state, step, meta) from `workdir/best`."""
-  best = checkpoint.Checkpoints(pathlib.Path(workdir) / 'best', max_to_keep=1,
-                                best_metric=BEST_METRIC)
-  step = best.latest_step()
-  if step is None:
-    raise FileNotFoundError(f'{workdir}/best holds no checkpoint: train first')
-  abstract = checkpoint.abstract_like(experiment.state, parallel.replicated(experiment.mesh))
-  state, meta = best.restore(step, abstract)
-  best.close()
-  return state, step, meta
+def restore_checkpoint(experiment: Experiment, workdir, which: str = 'best'):
+  """(state, step, meta) of `which` checkpoint of `workdir`: 'best' (by validation
+  AUC), 'latest', or a step number kept in `checkpoints/` or `best/`."""
+  workdir = pathlib.Path(workdir)
+  if which not in ('best', 'latest') and not which.isdigit():
+    raise ValueError(f"--checkpoint={which!r}: expected 'best', 'latest' or a step number")
+  folders = {'best': ['best'], 'latest': ['checkpoints']}.get(which, ['checkpoints', 'best'])
+  for folder in folders:
+    if not (workdir / folder).is_dir():
+      continue
+    manager = checkpoint.Checkpoints(workdir / folder, read_only=True)
+    steps_kept = manager.all_steps()
+    step = (max(steps_kept, default=None) if not which.isdigit()
+            else int(which) if int(which) in steps_kept else None)
+    if step is not None:
+      abstract = checkpoint.abstract_like(experiment.state, parallel.replicated(experiment.mesh))
+      state, meta = manager.restore(step, abstract)
+      manager.close()
+      return state, step, meta
+    manager.close()
+  raise FileNotFoundError(f'{workdir} holds no {which} checkpoint (looked in '
+                          f'{", ".join(folders)}): train first')
 
 
-def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test') -> dict:
-  """Restores the best checkpoint of `workdir`, evaluates `split` (operating
-  points chosen on the validation split) and writes `eval/<split>/`:
-  metrics.json, predictions.csv, the plots and report.md. Returns the metrics."""
+def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test',
+                        which: str = 'best') -> dict:
+  """Evaluates `which` checkpoint of `workdir` on `split` (operating points chosen
+  on the validation split) and writes `eval/<split>/` (for the best checkpoint,
+  else `eval/<split>-<which>/`): metrics.json, predictions.csv, the plots,
+  report.md and saliency overlays. Returns the metrics."""
   config, task = experiment.config, experiment.dataset.task
-  state, step, meta = restore_best(experiment, workdir)
+  state, step, meta = restore_checkpoint(experiment, workdir, which)
   values, outputs = evaluate(experiment, state, split)
   val_outputs = outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
-  result = {'split': split, 'checkpoint': 'best', 'step': step,
+  result = {'split': split, 'checkpoint': which, 'step': step,
             'best_validation_auc': meta['best_metric'], 'data': config.data.name,
             'model': config.model.name, 'num_params': count_params(state),
             'confidence': config.eval.confidence, **values,
             **evaluation.clinical_report(outputs, val_outputs, task, config.eval)}
   if jax.process_index() == 0:
-    out_dir = pathlib.Path(workdir) / 'eval' / split
+    out_dir = pathlib.Path(workdir) / 'eval' / (split if which == 'best' else f'{split}-{which}')
     _write_predictions(out_dir / 'predictions.csv', outputs, task)
     report.write_report(result, outputs, task, config.eval, out_dir)
     if config.explain.num_images:
