@@ -43,7 +43,8 @@ def get_config():
   config.model.cnn = ml_collections.ConfigDict(dict(dropout=0.5))
   config.model.resnet = ml_collections.ConfigDict(dict(depth=18, width=64, stem='cifar'))
   config.model.vit = ml_collections.ConfigDict(dict(
-      patch_size=4, width=192, depth=6, num_heads=3, mlp_dim=768, dropout=0.0))
+      patch_size=4, width=192, depth=6, num_heads=3, mlp_dim=768, dropout=0.0,
+      stem='patch'))
 
   config.train = ml_collections.ConfigDict()
   config.train.steps = 1000

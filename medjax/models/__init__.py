@@ -33,12 +33,16 @@ def _vit(model_config, task, dtype):
   if height % cfg.patch_size or width % cfg.patch_size:
     raise ValueError(f'model.vit.patch_size={cfg.patch_size} does not divide the '
                      f'{height}x{width} images of {task.name}')
+  if cfg.stem not in ('patch', 'conv'):
+    raise ValueError(f"model.vit.stem={cfg.stem!r} is not one of ('patch', 'conv')")
+  if cfg.stem == 'conv' and cfg.patch_size & (cfg.patch_size - 1):
+    raise ValueError(f'model.vit.stem=conv needs a power-of-two patch_size, got {cfg.patch_size}')
   if cfg.width % cfg.num_heads:
     raise ValueError(f'model.vit.width={cfg.width} is not divisible by '
                      f'model.vit.num_heads={cfg.num_heads}')
   return ViT(num_outputs=task.num_classes, patch_size=cfg.patch_size, width=cfg.width,
              depth=cfg.depth, num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim,
-             dropout=cfg.dropout, dtype=dtype)
+             dropout=cfg.dropout, stem=cfg.stem, dtype=dtype)
 
 
 MODELS = {'cnn': _cnn, 'resnet': _resnet, 'vit': _vit}

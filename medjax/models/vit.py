@@ -1,5 +1,11 @@
 """Vision Transformer (Dosovitskiy et al. 2021): patch embedding, a class token,
-learned position embeddings, pre-norm encoder blocks, and a linear head."""
+learned position embeddings, pre-norm encoder blocks, and a linear head.
+
+`stem='patch'` embeds non-overlapping patches with one strided convolution (the
+original ViT); `stem='conv'` reaches the patch size with 3x3 stride-2
+convolutions instead (Xiao et al. 2021, "Early convolutions help transformers
+see better"), which trains better from scratch on small data sets.
+"""
 from typing import Any
 
 import flax.linen as nn
@@ -33,14 +39,23 @@ class ViT(nn.Module):
   num_heads: int = 3
   mlp_dim: int = 768
   dropout: float = 0.0
+  stem: str = 'patch'
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, batch, *, train: bool):
     x = batch['image'].astype(self.dtype)
     p = self.patch_size
-    x = nn.Conv(self.width, (p, p), strides=(p, p), padding='VALID', dtype=self.dtype,
-                name='patch_embedding')(x)
+    if self.stem == 'conv':
+      features = self.width // p
+      while p > 1:  # patch_size is a power of two (checked by models.build)
+        x = nn.relu(nn.LayerNorm(dtype=self.dtype)(
+            nn.Conv(features, (3, 3), strides=(2, 2), dtype=self.dtype)(x)))
+        features, p = features * 2, p // 2
+      x = nn.Conv(self.width, (1, 1), dtype=self.dtype, name='patch_embedding')(x)
+    else:
+      x = nn.Conv(self.width, (p, p), strides=(p, p), padding='VALID', dtype=self.dtype,
+                  name='patch_embedding')(x)
     x = x.reshape((x.shape[0], -1, self.width))
     cls = self.param('cls', nn.initializers.zeros, (1, 1, self.width))
     x = jnp.concatenate([jnp.tile(cls.astype(self.dtype), (x.shape[0], 1, 1)), x], axis=1)
