@@ -16,7 +16,7 @@ def get_config():
   config.model.vit.num_heads = 4
   config.model.vit.mlp_dim = 256
   config.model.vit.dropout = 0.1
-  config.train.steps = 1000
+  config.train.steps = 1500
   config.train.label_smoothing = 0.1
   config.train.batch_size = 64
   config.train.eval_every = 50
