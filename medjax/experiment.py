@@ -1,9 +1,9 @@
 """`python -m medjax.experiment`: train, or evaluate a trained workdir.
 
-  python -m medjax.experiment --config=configs/breast_cnn.py --workdir=/tmp/breast_cnn
+  python -m medjax.experiment --config=configs/breast_cnn.py --workdir=workdirs/breast_cnn
   python -m medjax.experiment --config=configs/breast_cnn.py --config.train.steps=100 ...
-  python -m medjax.experiment --mode=eval --workdir=/tmp/breast_cnn [--split=val] [--checkpoint=latest]
-  python -m medjax.experiment --mode=predict --workdir=/tmp/breast_cnn --input=scans/
+  python -m medjax.experiment --mode=eval --workdir=workdirs/breast_cnn [--split=val] [--checkpoint=latest]
+  python -m medjax.experiment --mode=predict --workdir=workdirs/breast_cnn --input=scans/
 
 Training resumes from the latest checkpoint when the workdir has one. `--mode=eval`
 and `--mode=predict` need no config: they read `<workdir>/config.json` and the best
