@@ -18,6 +18,7 @@ from medjax import clinical, evaluation, explain, files, parallel, report
 from medjax.data import images as image_files
 from medjax.data import pipeline
 from medjax.train import loop
+from medjax.train import step as steps
 
 
 def list_inputs(input_path) -> list[pathlib.Path]:
@@ -101,9 +102,7 @@ def predict(experiment, workdir, input_path, output_csv=None, saliency: bool = F
   if saliency and good:
     classes = (np.full(len(good), positive) if positive is not None
                else np.argmax(probs, -1))
-    variables = {'params': state.params}
-    if state.batch_stats is not None:
-      variables['batch_stats'] = state.batch_stats
+    variables = steps.model_variables(state)
     options = loop.saliency_options(config)
     maps = {m: np.asarray(explain.saliency(m, state.apply_fn, variables, inputs, classes,
                                            **options))

@@ -187,9 +187,7 @@ def write_saliency(experiment: Experiment, state, outputs, result, out_dir):
   images = np.stack([pipeline.to_model_inputs(source[position], task)['image']
                      for position, _, _ in chosen])
   classes = np.asarray([target for _, _, target in chosen])
-  variables = {'params': state.params}
-  if state.batch_stats is not None:
-    variables['batch_stats'] = state.batch_stats
+  variables = steps.model_variables(state)
   options = saliency_options(config)
   maps = {method: np.asarray(explain.saliency(method, state.apply_fn, variables, images,
                                               classes, **options))

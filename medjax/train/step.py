@@ -41,7 +41,9 @@ def correct(logits, labels, task: Task):
   return (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
 
 
-def _variables(state, params):
+def model_variables(state, params=None):
+  """The variables `apply_fn` takes: params (the state's unless given) and BatchNorm stats."""
+  params = state.params if params is None else params
   if state.batch_stats is None:
     return {'params': params}
   return {'params': params, 'batch_stats': state.batch_stats}
@@ -53,7 +55,7 @@ def train_step(state, batch, rng, *, task: Task, weights, label_smoothing: float
   example_weights = batch['mask'] if task.multilabel else batch['mask'] * weights[batch['label']]
 
   def loss_fn(params):
-    logits, updates = state.apply_fn(_variables(state, params), batch, train=True,
+    logits, updates = state.apply_fn(model_variables(state, params), batch, train=True,
                                      mutable=['batch_stats'], rngs={'dropout': dropout_rng})
     losses = per_example_loss(logits, batch['label'], task, label_smoothing)
     loss = jnp.sum(losses * example_weights) / jnp.maximum(jnp.sum(example_weights), 1e-8)
@@ -72,6 +74,6 @@ def train_step(state, batch, rng, *, task: Task, weights, label_smoothing: float
 
 def eval_step(state, batch, *, task: Task):
   """Per-example probabilities and unweighted, unsmoothed loss for one batch."""
-  logits = state.apply_fn(_variables(state, state.params), batch, train=False)
+  logits = state.apply_fn(model_variables(state), batch, train=False)
   return {'probs': probabilities(logits, task),
           'loss': per_example_loss(logits, batch['label'], task)}
