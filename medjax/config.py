@@ -15,12 +15,12 @@ class ConfigError(ValueError):
   """A config field is unknown or has a value of the wrong type."""
 
 
-def _flatten(config, prefix=''):
+def flatten(config, prefix=''):
   items = {}
   for key, value in config.items():
     name = f'{prefix}{key}'
     if isinstance(value, (ml_collections.ConfigDict, dict)):
-      items.update(_flatten(value, f'{name}.'))
+      items.update(flatten(value, f'{name}.'))
     else:
       items[name] = value
   return items
@@ -38,7 +38,7 @@ def _type_ok(value, default) -> bool:
 
 def check_override_names(argv) -> None:
   """Refuses `--config.a.b=...` flags naming a field the schema lacks."""
-  schema = _flatten(common.get_config())
+  schema = flatten(common.get_config())
   for arg in argv:
     if arg.startswith('--config.'):
       name = arg[len('--config.'):].split('=', 1)[0]
@@ -47,8 +47,8 @@ def check_override_names(argv) -> None:
 
 
 def validate(config) -> None:
-  schema = _flatten(common.get_config())
-  for name, value in sorted(_flatten(config).items()):
+  schema = flatten(common.get_config())
+  for name, value in sorted(flatten(config).items()):
     if name not in schema:
       raise ConfigError(f'unknown config field {name!r}')
     default = schema[name]
@@ -66,5 +66,5 @@ def to_json(config) -> str:
 def from_json(text: str) -> ml_collections.ConfigDict:
   """The inverse of `to_json`, starting from the defaults so types survive (tuples)."""
   config = common.get_config()
-  config.update_from_flattened_dict(_flatten(json.loads(text)))
+  config.update_from_flattened_dict(flatten(json.loads(text)))
   return config

@@ -12,8 +12,11 @@ normalised 'image' batch key).
   * grad_cam: ReLU of the feature map weighted by its spatially pooled gradients
     (Selvaraju et al. 2017), at a tapped layer of the CNN or ResNet, upsampled.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 METHODS = ('gradients', 'smoothgrad', 'integrated_gradients', 'grad_cam')
 GRAD_CAM_LAYERS = {'cnn': 'block2', 'resnet': 'stage2'}
@@ -82,5 +85,13 @@ def saliency(method: str, apply, variables, images, classes, **options):
                'integrated_gradients': integrated_gradients, 'grad_cam': grad_cam}
   if method not in functions:
     raise ValueError(f'saliency method {method!r} is not one of {METHODS}')
-  return functions[method](apply, variables, jnp.asarray(images), jnp.asarray(classes),
-                           **options)
+  # One compiled program per call (run op by op, a method compiles each primitive
+  # separately), on one local device: a few images need no mesh, and a state
+  # replicated over N devices would otherwise make every device do all the work.
+  device = jax.local_devices()[0]
+  traced = {name: value for name, value in options.items() if name == 'rng'}
+  static = {name: value for name, value in options.items() if name != 'rng'}
+  compiled = jax.jit(functools.partial(functions[method], apply, **static))
+  variables, images, classes, traced = jax.device_put(
+      (variables, np.asarray(images), np.asarray(classes), traced), device)
+  return compiled(variables, images, classes, **traced)

@@ -12,6 +12,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def run_cli(*args):
   env = {**os.environ, 'PYTHONPATH': str(REPO)}
+  env.pop('XLA_FLAGS')  # one CPU device: these runs test the command line, not sharding
   return subprocess.run([sys.executable, '-m', 'medjax.experiment', *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
 

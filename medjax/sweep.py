@@ -1,0 +1,141 @@
+"""Sweep files: a base config, named variants of it, and seeds.
+
+A sweep file is a Python file with `get_sweep()` returning a `Sweep`:
+
+  from medjax.sweep import Sweep, Variant, product
+
+  def get_sweep():
+    return Sweep(
+        base='configs/breast_cnn.py',
+        variants=product({'lr1e-3': {'optim.learning_rate': 1e-3},
+                          'lr3e-4': {'optim.learning_rate': 3e-4}},
+                         {'plain': {}, 'smooth': {'train.label_smoothing': 0.1}}),
+        seeds=(0, 1, 2),
+        baseline='lr1e-3-plain')
+
+Each (variant, seed) is one ordinary experiment run in `<workdir>/<variant>/seed<k>`.
+Config file paths are relative to the working directory, as for `--config`.
+"""
+import dataclasses
+import importlib.util
+import itertools
+import pathlib
+
+from medjax import config as config_lib
+from configs import common
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One arm of the sweep: `overrides` (dotted config field -> value) applied to
+  `config` (a config file; the sweep's base when empty)."""
+  name: str
+  overrides: dict = dataclasses.field(default_factory=dict)
+  config: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+  base: str
+  variants: tuple
+  seeds: tuple = (0,)
+  # The variant every other one is compared with; one per data set where a sweep
+  # spans several (a variant is compared with the baseline of its own data set).
+  baseline: tuple | str = ()
+  # Published figures shown beside the measured ones: {variant: {metric: value}}.
+  reference: dict = dataclasses.field(default_factory=dict)
+  reference_name: str = ''
+
+  @property
+  def baselines(self) -> tuple:
+    return (self.baseline,) if isinstance(self.baseline, str) else tuple(self.baseline)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  variant: Variant
+  seed: int
+  config_file: str
+  workdir: pathlib.Path
+
+  @property
+  def name(self) -> str:
+    return f'{self.variant.name}/seed{self.seed}'
+
+  def command_args(self) -> list[str]:
+    """The `medjax.experiment` arguments of this run."""
+    overrides = {**self.variant.overrides, 'seed': self.seed}
+    return ([f'--config={self.config_file}', f'--workdir={self.workdir}'] +
+            [f'--config.{field}={_flag_value(value)}' for field, value in overrides.items()])
+
+  @property
+  def finished(self) -> bool:
+    return (self.workdir / 'eval' / 'test' / 'metrics.json').exists()
+
+
+def _flag_value(value) -> str:
+  return value if isinstance(value, str) else repr(value)
+
+
+def product(*axes: dict) -> tuple[Variant, ...]:
+  """Every combination of the axes ({name: overrides} each); names joined by '-'."""
+  variants = []
+  for combination in itertools.product(*(axis.items() for axis in axes)):
+    overrides = {}
+    for _, axis_overrides in combination:
+      overrides.update(axis_overrides)
+    variants.append(Variant('-'.join(name for name, _ in combination), overrides))
+  return tuple(variants)
+
+
+class SweepError(ValueError):
+  """A sweep file is missing, malformed or names unknown fields or variants."""
+
+
+def load(path) -> Sweep:
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise SweepError(f'sweep file {path} not found')
+  spec = importlib.util.spec_from_file_location(f'medjax_sweep_{path.stem}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'get_sweep'):
+    raise SweepError(f'{path} defines no get_sweep()')
+  sweep = module.get_sweep()
+  check(sweep, path)
+  return sweep
+
+
+def check(sweep: Sweep, source) -> None:
+  """Refuses duplicate or unsafe variant names, unknown fields, unknown baselines
+  and missing config files before anything runs."""
+  names = [variant.name for variant in sweep.variants]
+  if not names:
+    raise SweepError(f'{source}: the sweep has no variants')
+  duplicates = sorted({name for name in names if names.count(name) > 1})
+  if duplicates:
+    raise SweepError(f'{source}: duplicate variant names {duplicates}')
+  schema = common.get_config()
+  for variant in sweep.variants:
+    parts = variant.name.split('/')
+    if any(part in ('', '.', '..') or part.startswith('seed') for part in parts):
+      raise SweepError(f'{source}: variant name {variant.name!r} cannot be a folder name')
+    for field in variant.overrides:
+      if field not in config_lib.flatten(schema):
+        raise SweepError(f'{source}: variant {variant.name!r}: unknown config field {field!r}')
+    config_file = variant.config or sweep.base
+    if not pathlib.Path(config_file).is_file():
+      raise SweepError(f'{source}: variant {variant.name!r}: config file {config_file} not found')
+  unknown = sorted(set(sweep.baselines) - set(names))
+  if unknown:
+    raise SweepError(f'{source}: baseline {unknown} is not a variant')
+  if not sweep.seeds:
+    raise SweepError(f'{source}: the sweep has no seeds')
+
+
+def runs(sweep: Sweep, workdir) -> list[Run]:
+  """Every (variant, seed) run, variants in file order, seeds inner."""
+  workdir = pathlib.Path(workdir)
+  return [Run(variant, seed, variant.config or sweep.base,
+              workdir / variant.name / f'seed{seed}')
+          for variant in sweep.variants for seed in sweep.seeds]

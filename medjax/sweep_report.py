@@ -1,0 +1,257 @@
+"""The results of a sweep: statistics over seeds and comparisons with the baseline.
+
+Per variant and test metric: mean, standard deviation and a Student-t 95% interval
+of the mean over the finished seeds. Each variant is compared with the baseline
+of its data set in two paired ways: a paired t-test of the per-seed test AUCs
+(seed k against seed k), and, for binary tasks, DeLong's test on the same test
+cases with each arm's probabilities averaged over those seeds.
+"""
+import csv
+import io
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from medjax import clinical, files, report  # noqa: E402
+
+# Columns of results.md: the headline AUC and argmax accuracy (what papers report),
+# then the operating-point metrics and calibration of the clinical report.
+TABLE_METRICS = ('auc', 'accuracy', 'sensitivity', 'specificity', 'ece')
+COLUMN_NAMES = {'auc': 'AUC', 'accuracy': 'ACC', 'ece': 'ECE'}
+CONFIDENCE = 0.95
+
+
+def run_values(run) -> dict | None:
+  """The test metrics, training time and size of a finished run (None if unfinished)."""
+  if not run.finished:
+    return None
+  result = json.loads((run.workdir / 'eval' / 'test' / 'metrics.json').read_text())
+  values = {name: result[name] for name in ('auc', 'accuracy', 'loss')}
+  for name, entry in result.get('metrics', {}).items():
+    values.setdefault(name, entry['value'])
+  summary_file = run.workdir / 'train_summary.json'
+  train_seconds = (json.loads(summary_file.read_text())['train_seconds']
+                   if summary_file.exists() else float('nan'))
+  return {'values': values, 'data': result['data'], 'num_params': result['num_params'],
+          'train_seconds': train_seconds,
+          'auc_ci': result.get('metrics', {}).get('auc', {}).get('ci')}
+
+
+def summarise(values, confidence: float = CONFIDENCE) -> dict:
+  """Mean, sample standard deviation and the t interval of the mean."""
+  values = np.asarray([v for v in values if v is not None], np.float64)
+  n = len(values)
+  if n == 0:
+    return {'n': 0, 'mean': float('nan'), 'std': float('nan'), 'ci': (float('nan'),) * 2}
+  mean = float(values.mean())
+  if n == 1:
+    return {'n': 1, 'mean': mean, 'std': float('nan'), 'ci': (float('nan'),) * 2}
+  std = float(values.std(ddof=1))
+  half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n))
+  return {'n': n, 'mean': mean, 'std': std, 'ci': (mean - half, mean + half)}
+
+
+def read_predictions(run) -> dict:
+  """{'index', 'label' (strings), 'probs'} of a run's test predictions, sorted by index."""
+  with open(run.workdir / 'eval' / 'test' / 'predictions.csv', newline='') as f:
+    rows = sorted(csv.DictReader(f), key=lambda row: int(row['index']))
+  prob_columns = [key for key in rows[0] if key.startswith('prob_')]
+  return {'index': np.asarray([int(row['index']) for row in rows]),
+          'label': [row['label'] for row in rows],
+          'probs': np.asarray([[float(row[c]) for c in prob_columns] for row in rows])}
+
+
+def _is_binary(predictions) -> bool:
+  return predictions['probs'].shape[1] == 2 and all(' ' not in l for l in predictions['label'])
+
+
+def compare(variant_runs: dict, baseline_runs: dict, confidence: float = CONFIDENCE) -> dict:
+  """A variant against the baseline over the seeds both finished.
+
+  `*_runs` map seed -> Run. Returns the AUC difference (variant - baseline), the
+  paired t-test p-value over seeds and, for binary tasks, DeLong's test on the
+  seed-averaged test probabilities.
+  """
+  seeds = sorted(s for s in variant_runs if s in baseline_runs
+                 and variant_runs[s].finished and baseline_runs[s].finished)
+  out = {'paired_seeds': len(seeds), 'auc_difference': float('nan'),
+         'ttest_p': float('nan'), 'delong_p': float('nan'), 'delong_ci': (float('nan'),) * 2}
+  if not seeds:
+    return out
+  auc_a = np.asarray([run_values(variant_runs[s])['values']['auc'] for s in seeds])
+  auc_b = np.asarray([run_values(baseline_runs[s])['values']['auc'] for s in seeds])
+  out['auc_difference'] = float(np.mean(auc_a - auc_b))
+  if len(seeds) >= 2 and np.std(auc_a - auc_b) > 0:
+    out['ttest_p'] = float(stats.ttest_rel(auc_a, auc_b).pvalue)
+  preds_a = [read_predictions(variant_runs[s]) for s in seeds]
+  preds_b = [read_predictions(baseline_runs[s]) for s in seeds]
+  reference = preds_a[0]
+  same_cases = all(np.array_equal(p['index'], reference['index']) and
+                   p['label'] == reference['label'] for p in preds_a + preds_b)
+  if same_cases and _is_binary(reference):
+    labels = np.asarray([int(l) for l in reference['label']])
+    mean_a = np.mean([p['probs'][:, 1] for p in preds_a], axis=0)
+    mean_b = np.mean([p['probs'][:, 1] for p in preds_b], axis=0)
+    test = clinical.delong_test(labels, mean_a, mean_b, confidence)
+    out.update(delong_p=test['p_value'], delong_ci=tuple(test['ci']),
+               delong_auc_difference=test['difference'])
+  return out
+
+
+def _by_variant(runs) -> dict:
+  grouped = {}
+  for run in runs:
+    grouped.setdefault(run.variant.name, {})[run.seed] = run
+  return grouped
+
+
+def collect(sweep, runs) -> list[dict]:
+  """One row per variant: summaries of each metric, size, time and comparison."""
+  grouped = _by_variant(runs)
+  finished = {name: {seed: run_values(run) for seed, run in by_seed.items()}
+              for name, by_seed in grouped.items()}
+  data_of = {name: next((v['data'] for v in values.values() if v), '')
+             for name, values in finished.items()}
+  baseline_of_data = {data_of[name]: name for name in sweep.baselines}
+  rows = []
+  for name, by_seed in grouped.items():
+    done = [v for v in finished[name].values() if v]
+    row = {'variant': name, 'data': data_of[name], 'finished': len(done), 'seeds': len(by_seed),
+           'num_params': done[0]['num_params'] if done else None,
+           'train_seconds': summarise([v['train_seconds'] for v in done])}
+    metric_names = list(TABLE_METRICS) + sorted(
+        {m for v in done for m in v['values']} - set(TABLE_METRICS))
+    row['metrics'] = {m: summarise([v['values'].get(m) for v in done]) for m in metric_names
+                      if any(m in v['values'] for v in done)}
+    baseline = baseline_of_data.get(data_of[name])
+    if baseline and baseline != name and done:
+      row['baseline'] = baseline
+      row['comparison'] = compare(by_seed, grouped[baseline])
+    row['reference'] = sweep.reference.get(name, {})
+    rows.append(row)
+  return rows
+
+
+def _fmt(summary: dict, digits: int = 3) -> str:
+  if summary['n'] == 0:
+    return '-'
+  if summary['n'] == 1:
+    return f'{summary["mean"]:.{digits}f}'
+  low, high = summary['ci']
+  return (f'{summary["mean"]:.{digits}f} ± {summary["std"]:.{digits}f} '
+          f'[{low:.{digits}f}, {high:.{digits}f}]')
+
+
+def _p(value: float) -> str:
+  return '-' if np.isnan(value) else ('<0.001' if value < 0.001 else f'{value:.3f}')
+
+
+def markdown(sweep, rows, runs, source: str, workdir) -> str:
+  lines = [f'# Results of {source}', '',
+           f'Reproduce: `python -m medjax.ablate {source} --workdir={workdir}`', '',
+           f'Test split. Each cell: mean ± standard deviation over the finished seeds '
+           f'[{CONFIDENCE:.0%} t interval of the mean]. AUC is the ROC AUC, accuracy the '
+           'argmax accuracy; sensitivity and specificity are at the operating point chosen on '
+           'the validation split; ECE is the expected calibration error. Comparisons are '
+           'with the baseline of the same data set: difference of mean AUC, paired t-test '
+           'over seeds, and DeLong\'s test on the seed-averaged test probabilities (binary '
+           'tasks).', '']
+  reference = bool(sweep.reference)
+  header = (['variant', 'data', 'seeds', 'params'] +
+            [COLUMN_NAMES.get(m, m) for m in TABLE_METRICS] +
+            (['AUC / ACC in ' + (sweep.reference_name or 'reference')] if reference else []) +
+            ['train s (mean)', 'ΔAUC vs baseline', 'p (paired t)', 'p (DeLong)'])
+  lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for row in rows:
+    cells = [row['variant'], row['data'].split('/')[-1], f'{row["finished"]}/{row["seeds"]}',
+             f'{row["num_params"]:,}' if row['num_params'] else '-']
+    cells += [_fmt(row['metrics'][m]) if m in row['metrics'] else '-' for m in TABLE_METRICS]
+    if reference:
+      ref = row['reference']
+      cells.append(f'{ref["auc"]:.3f} / {ref["accuracy"]:.3f}' if ref else '-')
+    cells.append(f'{row["train_seconds"]["mean"]:.0f}' if row['finished'] else '-')
+    comparison = row.get('comparison')
+    if comparison:
+      cells += [f'{comparison["auc_difference"]:+.3f}', _p(comparison['ttest_p']),
+                _p(comparison['delong_p'])]
+    else:
+      cells += ['(baseline)' if row['variant'] in sweep.baselines else '-', '-', '-']
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  lines += ['', '## Runs', '', '| run | test AUC [bootstrap CI] | accuracy | train s |',
+            '|---|---|---|---|']
+  unfinished = []
+  for run in runs:
+    values = run_values(run)
+    if values is None:
+      unfinished.append(run.name)
+      continue
+    ci = values['auc_ci']
+    ci_text = f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''
+    lines.append(f'| {run.name} | {values["values"]["auc"]:.3f}{ci_text} | '
+                 f'{values["values"]["accuracy"]:.3f} | {values["train_seconds"]:.0f} |')
+  if unfinished:
+    lines += ['', f'Not finished ({len(unfinished)}): ' + ', '.join(unfinished)]
+  return '\n'.join(lines) + '\n'
+
+
+def csv_text(rows) -> str:
+  metric_names = sorted({m for row in rows for m in row['metrics']})
+  header = ['variant', 'data', 'finished', 'seeds', 'num_params', 'train_seconds_mean']
+  for m in metric_names:
+    header += [f'{m}_mean', f'{m}_std', f'{m}_ci_low', f'{m}_ci_high']
+  header += ['baseline', 'auc_difference', 'ttest_p', 'delong_p', 'delong_ci_low',
+             'delong_ci_high']
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator='\n')
+  writer.writerow(header)
+  for row in rows:
+    cells = [row['variant'], row['data'], row['finished'], row['seeds'], row['num_params'],
+             row['train_seconds']['mean']]
+    for m in metric_names:
+      s = row['metrics'].get(m, summarise([]))
+      cells += [s['mean'], s['std'], *s['ci']]
+    comparison = row.get('comparison', {})
+    cells += [row.get('baseline', ''), comparison.get('auc_difference', ''),
+              comparison.get('ttest_p', ''), comparison.get('delong_p', ''),
+              *comparison.get('delong_ci', ('', ''))]
+    writer.writerow(cells)
+  return buffer.getvalue()
+
+
+def bar_plot(rows, path):
+  """Mean test AUC per variant with its t interval; published figures as crosses."""
+  figure, axis = plt.subplots(figsize=(max(4, 0.8 * len(rows) + 1), 3.5))
+  positions = np.arange(len(rows))
+  means = np.asarray([row['metrics'].get('auc', summarise([]))['mean'] for row in rows])
+  lows = np.asarray([row['metrics'].get('auc', summarise([]))['ci'][0] for row in rows])
+  highs = np.asarray([row['metrics'].get('auc', summarise([]))['ci'][1] for row in rows])
+  errors = np.nan_to_num(np.stack([means - lows, highs - means]))
+  axis.bar(positions, np.nan_to_num(means), yerr=errors, capsize=4, color='tab:blue',
+           label=f'medjax (mean, {CONFIDENCE:.0%} CI)')
+  references = [row['reference'].get('auc', np.nan) for row in rows]
+  if not np.all(np.isnan(references)):
+    axis.scatter(positions, references, marker='x', color='tab:red', zorder=3,
+                 label='reference')
+  axis.set_xticks(positions, [row['variant'] for row in rows], rotation=45, ha='right')
+  finite = means[np.isfinite(means)]
+  axis.set_ylim(max(0.0, (finite.min() if finite.size else 0.5) - 0.1), 1.0)
+  axis.set_ylabel('test AUC')
+  axis.legend(loc='lower right', fontsize='small')
+  report.save_figure(figure, path)
+
+
+def write(sweep, runs, workdir, source: str) -> list[pathlib.Path]:
+  """Writes results.md, results.csv and results.png into `workdir`; returns their paths."""
+  workdir = pathlib.Path(workdir)
+  rows = collect(sweep, runs)
+  paths = [workdir / 'results.md', workdir / 'results.csv', workdir / 'results.png']
+  files.write_text_atomic(paths[0], markdown(sweep, rows, runs, source, workdir))
+  files.write_text_atomic(paths[1], csv_text(rows))
+  bar_plot(rows, paths[2])
+  return paths

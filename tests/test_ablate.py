@@ -1,0 +1,154 @@
+"""Sweeps: a tiny sweep end to end, skipping finished runs, failures, and the statistics."""
+import csv
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from medjax import clinical, sweep, sweep_report
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY_FIELDS = {'train.steps': 2, 'train.eval_every': 2, 'train.checkpoint_every': 2,
+               'train.batch_size': 16, 'train.progress_bar': False,
+               'data.eval_batch_size': 64, 'explain.num_images': 0,
+               'eval.bootstrap_resamples': 20}
+SWEEP_FILE = f'''
+from medjax.sweep import Sweep, Variant, product
+
+TINY = {TINY_FIELDS!r}
+
+def get_sweep():
+  lr = {{'lr1e-3': {{'optim.learning_rate': 1e-3}}, 'lr1e-2': {{'optim.learning_rate': 1e-2}}}}
+  variants = tuple(Variant(v.name, {{**TINY, **v.overrides}}) for v in product(lr))
+  return Sweep(base='configs/breast_cnn.py', seeds=(0, 1), baseline='lr1e-3',
+               variants=variants + (Variant('broken', {{**TINY, 'model.name': 'nope'}}),))
+'''
+
+
+def run_ablate(*args):
+  env = {**os.environ, 'PYTHONPATH': str(REPO)}
+  env.pop('XLA_FLAGS')  # one CPU device per run: these processes test the runner
+  return subprocess.run([sys.executable, '-m', 'medjax.ablate', *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope='module')
+def swept(tmp_path_factory):
+  folder = tmp_path_factory.mktemp('sweep')
+  (folder / 'tiny.py').write_text(SWEEP_FILE)
+  result = run_ablate(str(folder / 'tiny.py'), f'--workdir={folder / "out"}', '--jobs=2')
+  return folder, result
+
+
+def test_a_failing_variant_is_reported_and_the_others_complete(swept):
+  folder, result = swept
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert '2 run(s) failed: broken/seed0, broken/seed1' in result.stderr
+  assert "model.name='nope'" in (folder / 'out' / 'broken' / 'seed0' / 'run.log').read_text()
+  for variant in ('lr1e-3', 'lr1e-2'):
+    for seed in (0, 1):
+      run_dir = folder / 'out' / variant / f'seed{seed}'
+      assert (run_dir / 'eval' / 'test' / 'metrics.json').exists()
+      assert json.loads((run_dir / 'config.json').read_text())['seed'] == seed
+
+
+def test_the_table_has_one_row_per_variant(swept):
+  folder, _ = swept
+  table = (folder / 'out' / 'results.md').read_text()
+  rows = [line for line in table.splitlines() if line.startswith('| lr') or
+          line.startswith('| broken')]
+  assert [row.split(' | ')[0] for row in rows[:3]] == ['| lr1e-3', '| lr1e-2', '| broken']
+  assert '(baseline)' in rows[0] and '| 2/2 |' in rows[0] and '| 0/2 |' in rows[2]
+  assert 'Not finished (2): broken/seed0, broken/seed1' in table
+  with open(folder / 'out' / 'results.csv') as f:
+    by_variant = {row['variant']: row for row in csv.DictReader(f)}
+  assert set(by_variant) == {'lr1e-3', 'lr1e-2', 'broken'}
+  assert by_variant['lr1e-2']['baseline'] == 'lr1e-3' and by_variant['broken']['finished'] == '0'
+  assert (folder / 'out' / 'results.png').stat().st_size > 0
+
+
+def test_the_statistics_match_a_direct_computation(swept):
+  folder, _ = swept
+  loaded = sweep.load(folder / 'tiny.py')
+  runs = sweep.runs(loaded, folder / 'out')
+  rows = {row['variant']: row for row in sweep_report.collect(loaded, runs)}
+  auc = {}
+  for variant in ('lr1e-3', 'lr1e-2'):
+    auc[variant] = np.asarray([
+        json.loads((folder / 'out' / variant / f'seed{s}' / 'eval' / 'test' /
+                    'metrics.json').read_text())['auc'] for s in (0, 1)])
+  summary = rows['lr1e-2']['metrics']['auc']
+  assert summary['mean'] == pytest.approx(auc['lr1e-2'].mean())
+  assert summary['std'] == pytest.approx(auc['lr1e-2'].std(ddof=1))
+  half = stats.t.ppf(0.975, 1) * auc['lr1e-2'].std(ddof=1) / np.sqrt(2)
+  assert summary['ci'] == pytest.approx((auc['lr1e-2'].mean() - half,
+                                         auc['lr1e-2'].mean() + half))
+  comparison = rows['lr1e-2']['comparison']
+  assert comparison['auc_difference'] == pytest.approx((auc['lr1e-2'] - auc['lr1e-3']).mean())
+  assert comparison['ttest_p'] == pytest.approx(stats.ttest_rel(auc['lr1e-2'],
+                                                                auc['lr1e-3']).pvalue)
+
+  def mean_prob(variant):
+    probs = []
+    for s in (0, 1):
+      with open(folder / 'out' / variant / f'seed{s}' / 'eval' / 'test' / 'predictions.csv') as f:
+        rows_csv = sorted(csv.DictReader(f), key=lambda r: int(r['index']))
+      probs.append([float(r['prob_1']) for r in rows_csv])
+      labels = [int(r['label']) for r in rows_csv]
+    return np.mean(probs, axis=0), np.asarray(labels)
+
+  (a, labels), (b, _) = mean_prob('lr1e-2'), mean_prob('lr1e-3')
+  assert comparison['delong_p'] == pytest.approx(clinical.delong_test(labels, a, b)['p_value'])
+
+
+def test_rerunning_skips_finished_runs_and_report_only_rebuilds(swept):
+  folder, _ = swept
+  finished = folder / 'out' / 'lr1e-3' / 'seed0' / 'eval' / 'test' / 'metrics.json'
+  written = finished.stat().st_mtime_ns
+  result = run_ablate(str(folder / 'tiny.py'), f'--workdir={folder / "out"}',
+                      '--only=lr*', '--dry-run')
+  assert result.returncode == 0
+  assert [line.split('\t')[:2] for line in result.stdout.splitlines()] == [
+      [f'{v}/seed{s}', 'finished'] for v in ('lr1e-3', 'lr1e-2') for s in (0, 1)]
+  result = run_ablate(str(folder / 'tiny.py'), f'--workdir={folder / "out"}', '--only=lr*')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '4 of 4 runs already finished; running 0' in result.stderr
+  assert finished.stat().st_mtime_ns == written
+  (folder / 'out' / 'results.md').unlink()
+  result = run_ablate(str(folder / 'tiny.py'), f'--workdir={folder / "out"}', '--report-only')
+  assert result.returncode == 0 and (folder / 'out' / 'results.md').exists()
+
+
+@pytest.mark.parametrize('text,message', [
+    ('x = 1\n', 'defines no get_sweep()'),
+    ('from medjax.sweep import Sweep, Variant\n'
+     'def get_sweep():\n'
+     "  return Sweep(base='configs/breast_cnn.py', variants=(Variant('a', {'train.stepz': 1}),))\n",
+     "unknown config field 'train.stepz'"),
+    ('from medjax.sweep import Sweep, Variant\n'
+     'def get_sweep():\n'
+     "  return Sweep(base='configs/breast_cnn.py', variants=(Variant('a'), Variant('a')))\n",
+     "duplicate variant names ['a']"),
+    ('from medjax.sweep import Sweep, Variant\n'
+     'def get_sweep():\n'
+     "  return Sweep(base='configs/breast_cnn.py', variants=(Variant('a'),), baseline='b')\n",
+     "baseline ['b'] is not a variant"),
+])
+def test_bad_sweep_files_are_refused(tmp_path, monkeypatch, text, message):
+  monkeypatch.chdir(REPO)
+  path = tmp_path / 'bad.py'
+  path.write_text(text)
+  with pytest.raises(sweep.SweepError, match=re.escape(message)):
+    sweep.load(path)
+
+
+def test_product_names_and_merges_overrides():
+  variants = sweep.product({'a': {'x.y': 1}, 'b': {'x.y': 2}}, {'c': {'z': 3}})
+  assert [(v.name, v.overrides) for v in variants] == [
+      ('a-c', {'x.y': 1, 'z': 3}), ('b-c', {'x.y': 2, 'z': 3})]
