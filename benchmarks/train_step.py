@@ -28,8 +28,8 @@ def main(_):
   config = _CONFIG.value
   experiment = loop.build_experiment(config)
   task = experiment.dataset.task
-  loader = pipeline.train_loader(experiment.dataset.sources['train'], task, config.data,
-                                 batch_size=config.train.batch_size, seed=config.seed)
+  loader = pipeline.train_batches(experiment.dataset.sources['train'], task, config.data,
+                                  global_batch_size=config.train.batch_size, seed=config.seed)
   batch = parallel.to_global(loop.device_batch(next(iter(loader))), experiment.mesh)
   state, rng = experiment.state, jax.random.key(0)
   started = time.perf_counter()

@@ -38,7 +38,8 @@ def get_config():
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'cnn'                   # cnn | resnet | vit
-  config.model.dtype = 'float32'
+  config.model.dtype = 'float32'             # compute dtype; parameters and optimiser stay float32
+  config.model.remat = False                  # recompute block activations in the backward pass
   config.model.conv_impl = 'matmul'           # matmul (im2col, fast on CPU) | lax
   config.model.cnn = ml_collections.ConfigDict(dict(dropout=0.5))
   config.model.resnet = ml_collections.ConfigDict(dict(depth=18, width=64, stem='cifar'))
@@ -56,6 +57,8 @@ def get_config():
   config.train.checkpoint_every = 200
   config.train.checkpoints_to_keep = 2
   config.train.progress_bar = True
+  config.train.microbatches = 1               # gradient accumulation over this many micro-batches
+  config.train.nonfinite = 'stop'             # NaN/Inf loss or gradient: stop | skip (the update)
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = 'adam'                  # adam | adamw | sgd (with momentum)
@@ -84,7 +87,12 @@ def get_config():
   config.explain.ig_steps = 32
 
   config.mesh = ml_collections.ConfigDict()
-  config.mesh.data = -1                       # devices on the data axis; -1: all
+  config.mesh.data = -1                       # devices on the data axis; -1: all fsdp leaves
+  config.mesh.fsdp = 1                        # devices the train state is sharded over
+  config.mesh.fsdp_min_size = 2**14           # smaller arrays stay replicated
+
+  config.compile = ml_collections.ConfigDict()
+  config.compile.cache_dir = ''               # JAX's persistent compilation cache; '' = off
   return config
 
 

@@ -5,7 +5,10 @@
   python -m medjax.experiment --mode=eval --workdir=workdirs/breast_cnn [--split=val] [--checkpoint=latest]
   python -m medjax.experiment --mode=predict --workdir=workdirs/breast_cnn --input=scans/
 
-Training resumes from the latest checkpoint when the workdir has one. `--mode=eval`
+Training resumes from the latest checkpoint when the workdir has one (the same
+config; another config in that workdir is refused unless --allow_config_change).
+SIGTERM saves a checkpoint and exits with code 143. `--distributed` joins a
+multi-process job (one process per host; see medjax/parallel.py). `--mode=eval`
 and `--mode=predict` need no config: they read `<workdir>/config.json` and the best
 checkpoint. Config mistakes exit with code 2 and one line; other failures with
 code 1 (for predict: when any input file could not be read; the others are done).
@@ -33,8 +36,16 @@ _INPUT = flags.DEFINE_string('input', None, '--mode=predict: an image file or a 
 _OUTPUT = flags.DEFINE_string('output', None, '--mode=predict: the CSV to write '
                               '(default <workdir>/predict/predictions.csv)')
 _SALIENCY = flags.DEFINE_bool('saliency', False, '--mode=predict: also write saliency overlays')
+_DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'join a multi-process job '
+                                 '(jax.distributed.initialize; see medjax/parallel.py)')
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool('allow_config_change', False, 'train in a workdir '
+                                         'whose config.json differs from --config')
 
 CONFIG_EXIT_CODE = 2
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a shell reports a process SIGTERM stopped
+# Where a run's files live, not what it computes: these may differ on a resume.
+LOCATION_FIELDS = ('data.data_dir', 'data.prepared_dir', 'compile.cache_dir',
+                   'train.progress_bar')
 
 
 def _fail(message: str, code: int):
@@ -42,18 +53,37 @@ def _fail(message: str, code: int):
   sys.exit(code)
 
 
+def _stored_config(workdir: pathlib.Path):
+  stored = workdir / 'config.json'
+  try:
+    return config_lib.from_json(stored.read_text())
+  except (ValueError, KeyError, TypeError) as error:
+    _fail(f'{stored} is not a valid medjax config ({error})', CONFIG_EXIT_CODE)
+
+
 def _resolve_config(workdir: pathlib.Path, mode: str):
   if mode in ('eval', 'predict'):
-    stored = workdir / 'config.json'
-    if not stored.exists():
-      _fail(f'{stored} not found: --mode={mode} needs a trained workdir', CONFIG_EXIT_CODE)
-    try:
-      return config_lib.from_json(stored.read_text())
-    except (ValueError, KeyError, TypeError) as error:
-      _fail(f'{stored} is not a valid medjax config ({error})', CONFIG_EXIT_CODE)
+    if not (workdir / 'config.json').exists():
+      _fail(f'{workdir / "config.json"} not found: --mode={mode} needs a trained workdir',
+            CONFIG_EXIT_CODE)
+    return _stored_config(workdir)
   if _CONFIG.value is None:
     _fail('--config is required for --mode=train', CONFIG_EXIT_CODE)
   return _CONFIG.value
+
+
+def _refuse_other_experiment(workdir: pathlib.Path, config):
+  """A workdir belongs to one experiment: training there under another config
+  would mix checkpoints of both."""
+  if not (workdir / 'config.json').exists() or _ALLOW_CONFIG_CHANGE.value:
+    return
+  before = config_lib.flatten(_stored_config(workdir).to_dict())
+  now = config_lib.flatten(config.to_dict())
+  changed = [f'{name} ({before[name]!r} -> {now[name]!r})' for name in sorted(now)
+             if name not in LOCATION_FIELDS and before.get(name) != now[name]]
+  if changed:
+    _fail(f'{workdir} holds another experiment (changed: {", ".join(changed)}); use a new '
+          '--workdir, or pass --allow_config_change to continue it anyway', CONFIG_EXIT_CODE)
 
 
 def main(argv=None) -> dict:
@@ -76,13 +106,17 @@ def main(argv=None) -> dict:
     config_lib.validate(config)
   except config_lib.ConfigError as error:
     _fail(str(error), CONFIG_EXIT_CODE)
+  if _MODE.value == 'train':
+    _refuse_other_experiment(workdir, config)
   logging.set_verbosity(logging.WARNING)
 
   # Imported here so that config errors are reported without importing JAX.
-  from medjax import predict
+  from medjax import parallel, predict
   from medjax.data.download import MissingDataError
   from medjax.train import loop
 
+  if _DISTRIBUTED.value:
+    parallel.initialize_distributed()
   try:
     experiment = loop.build_experiment(config)
     if _MODE.value == 'predict':
@@ -95,6 +129,8 @@ def main(argv=None) -> dict:
       loop.train(experiment, workdir)
     result = loop.evaluate_checkpoint(experiment, workdir, _SPLIT.value,
                                       'best' if _MODE.value == 'train' else _CHECKPOINT.value)
+  except loop.Preempted as preempted:
+    _fail(str(preempted), PREEMPTED_EXIT_CODE)
   except (MissingDataError, FileNotFoundError, loop.NonFiniteLossError, ValueError) as error:
     _fail(str(error), 1)
   print(json.dumps(result, sort_keys=True))

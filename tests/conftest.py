@@ -5,6 +5,7 @@ and prepare TFDS files into a throw-away folder unless $MEDJAX_PREPARED_DIR is s
 """
 import os
 import pathlib
+import subprocess
 import sys
 import tempfile
 
@@ -32,6 +33,7 @@ def small_config(model='cnn', data='medmnist/breastmnist'):
   config.data.name = data
   config.model.name = model
   config.model.resnet.width = 8
+  config.model.conv_impl = 'lax'  # compiles in half the time; tests/test_conv.py checks matmul
   config.model.vit.update(patch_size=7, width=16, depth=1, num_heads=2, mlp_dim=32)
   config.train.steps = 6
   config.train.batch_size = 16
@@ -47,3 +49,40 @@ def small_config(model='cnn', data='medmnist/breastmnist'):
 def breast():
   import medjax.data
   return medjax.data.load(small_config().data)
+
+
+def cli_env() -> dict:
+  """The environment of a command-line run: one CPU device (these runs test the
+  command line, not sharding), this checkout importable."""
+  env = {**os.environ, 'PYTHONPATH': str(REPO)}
+  env.pop('XLA_FLAGS')
+  return env
+
+
+def cli_command(*args) -> list[str]:
+  return [sys.executable, '-m', 'medjax.experiment', *args]
+
+
+def run_cli(*args):
+  return subprocess.run(cli_command(*args), cwd=REPO, env=cli_env(), capture_output=True,
+                        text=True, timeout=600)
+
+
+# A tiny run with every step logged, validated and checkpointed (tests/test_faults.py
+# interrupts it at an arbitrary step).
+TINY = ['--config=configs/breast_cnn.py', '--config.train.steps=8', '--config.train.eval_every=1',
+        '--config.train.checkpoint_every=1', '--config.train.log_every=1',
+        '--config.train.batch_size=16', '--config.data.augment.rotation_degrees=10',
+        '--config.train.progress_bar=False', '--config.data.eval_batch_size=64',
+        '--config.explain.num_images=2', '--config.explain.smoothgrad_samples=2',
+        '--config.explain.ig_steps=4', '--config.eval.bootstrap_resamples=100']
+
+
+@pytest.fixture(scope='session')
+def trained(tmp_path_factory):
+  """One tiny training run through the command line, shared by the tests that read it
+  (tests that change a workdir copy it first)."""
+  workdir = tmp_path_factory.mktemp('cli') / 'run'
+  result = run_cli(*TINY, f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir

@@ -109,8 +109,8 @@ def test_pipeline_under_tfds_mock_data(tmp_path):
   with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
     dataset = medjax.data.load(config)
     assert dataset.task.kind == 'multiclass' and dataset.task.num_classes == 7
-    loader = pipeline.train_loader(dataset.sources['train'], dataset.task, config,
-                                   batch_size=8, seed=0)
+    loader = pipeline.train_batches(dataset.sources['train'], dataset.task, config,
+                                    global_batch_size=8, seed=0)
     batch = next(iter(loader))
   assert batch['image'].shape == (8, 28, 28, 3) and batch['image'].dtype == np.float32
   assert batch['label'].shape == (8,) and batch['label'].max() < 7
@@ -129,8 +129,8 @@ def test_augmentation_is_identical_for_a_seed_and_differs_across_seeds(breast):
   config.augment = _augment_config()
 
   def first_batch(seed):
-    loader = pipeline.train_loader(breast.sources['train'], breast.task, config,
-                                   batch_size=16, seed=seed)
+    loader = pipeline.train_batches(breast.sources['train'], breast.task, config,
+                                    global_batch_size=16, seed=seed)
     return next(iter(loader))
 
   a, b, c = first_batch(1), first_batch(1), first_batch(2)

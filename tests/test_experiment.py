@@ -1,27 +1,10 @@
 """The command line: config errors, a tiny run end to end, and eval reproducing it."""
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args):
-  env = {**os.environ, 'PYTHONPATH': str(REPO)}
-  env.pop('XLA_FLAGS')  # one CPU device: these runs test the command line, not sharding
-  return subprocess.run([sys.executable, '-m', 'medjax.experiment', *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=600)
-
-
-TINY = ['--config=configs/breast_cnn.py', '--config.train.steps=4', '--config.train.eval_every=2',
-        '--config.train.checkpoint_every=2', '--config.train.batch_size=16',
-        '--config.train.progress_bar=False', '--config.data.eval_batch_size=64',
-        '--config.explain.num_images=2', '--config.explain.smoothgrad_samples=2',
-        '--config.explain.ig_steps=4', '--config.eval.bootstrap_resamples=100']
+from tests.conftest import TINY, run_cli
 
 
 @pytest.mark.parametrize('args,message', [
@@ -74,15 +57,6 @@ def test_eval_without_a_trained_workdir_is_refused(tmp_path):
   assert result.returncode == 2 and 'config.json not found' in result.stderr
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-  """One tiny training run through the command line, shared by the tests below."""
-  workdir = tmp_path_factory.mktemp('cli') / 'run'
-  result = run_cli(*TINY, f'--workdir={workdir}')
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir
-
-
 def test_train_writes_config_logs_metrics_and_reports(trained):
   metrics = json.loads((trained / 'eval' / 'test' / 'metrics.json').read_text())
   assert metrics['num_examples'] == 156 and metrics['split'] == 'test'
@@ -94,7 +68,7 @@ def test_train_writes_config_logs_metrics_and_reports(trained):
   counts = metrics['counts']
   assert sum(counts.values()) == 156
   config = json.loads((trained / 'config.json').read_text())
-  assert config['train']['steps'] == 4 and config['model']['name'] == 'cnn'
+  assert config['train']['steps'] == 8 and config['model']['name'] == 'cnn'
   logged = [json.loads(line) for line in (trained / 'logs' / 'metrics.jsonl').open()]
   assert {'train/loss', 'val/auc'} <= {key for record in logged for key in record}
   assert list((trained / 'logs' / 'tensorboard').glob('events.out.tfevents.*'))
@@ -118,10 +92,10 @@ def test_eval_mode_reproduces_the_training_end_metrics_exactly(trained):
 
 
 def test_eval_of_another_checkpoint_and_split(trained):
-  result = run_cli('--mode=eval', f'--workdir={trained}', '--checkpoint=2', '--split=val')
+  result = run_cli('--mode=eval', f'--workdir={trained}', '--checkpoint=7', '--split=val')
   assert result.returncode == 0, result.stderr[-3000:]
-  metrics = json.loads((trained / 'eval' / 'val-2' / 'metrics.json').read_text())
-  assert (metrics['step'], metrics['split'], metrics['num_examples']) == (2, 'val', 78)
+  metrics = json.loads((trained / 'eval' / 'val-7' / 'metrics.json').read_text())
+  assert (metrics['step'], metrics['split'], metrics['num_examples']) == (7, 'val', 78)
   result = run_cli('--mode=eval', f'--workdir={trained}', '--checkpoint=3')
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1].startswith('medjax: error:') and \
@@ -129,11 +103,12 @@ def test_eval_of_another_checkpoint_and_split(trained):
   assert not (trained / 'eval' / 'test-3').exists()
 
 
-def test_rerunning_the_training_command_resumes(trained):
-  written = (trained / 'eval' / 'test' / 'metrics.json').read_text()
-  result = run_cli(*TINY, f'--workdir={trained}')
-  assert result.returncode == 0 and 'resuming from step 4' in result.stderr
-  assert (trained / 'eval' / 'test' / 'metrics.json').read_text() == written
+def test_a_workdir_of_another_experiment_is_refused(trained):
+  result = run_cli(*TINY, f'--workdir={trained}', '--config.optim.learning_rate=0.5')
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'optim.learning_rate (0.001 -> 0.5)' in lines[0]
+  assert '--allow_config_change' in lines[0]
 
 
 def test_predict_on_dicom_and_png_reports_a_bad_file_and_goes_on(trained, tmp_path):

@@ -21,8 +21,8 @@ def trained_and_random(breast):
   config.optim.schedule = 'constant'
   config.mesh.data = 1  # sharding is tested elsewhere; one device keeps this quick
   experiment = loop.build_experiment(config)
-  loader = iter(pipeline.train_loader(breast.sources['train'], breast.task, config.data,
-                                      batch_size=64, seed=0))
+  loader = iter(pipeline.train_batches(breast.sources['train'], breast.task, config.data,
+                                       global_batch_size=64, seed=0))
   state = experiment.state
   for _ in range(60):
     batch = parallel.to_global(loop.device_batch(next(loader)), experiment.mesh)

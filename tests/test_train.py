@@ -1,35 +1,136 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from medjax import models, parallel
 from medjax.data import pipeline
 from medjax.train import loop
 from medjax.train import step as steps
 from tests.conftest import small_config
 
 
-def _one_step(config, batch):
+def _first_batch(breast, config):
+  batches = pipeline.train_batches(breast.sources['train'], breast.task, config.data,
+                                   global_batch_size=config.train.batch_size, seed=0)
+  return next(iter(batches))
+
+
+def _train_steps(config, batch, num_steps=1):
+  """(params, losses, experiment) after `num_steps` steps on `batch`."""
   experiment = loop.build_experiment(config)
-  from medjax import parallel
   global_batch = parallel.to_global(loop.device_batch(batch), experiment.mesh)
-  state, metrics = experiment.train_step(experiment.state, global_batch, jax.random.key(7))
-  return jax.device_get(state.params), float(metrics['loss'])
+  state, losses = experiment.state, []
+  for _ in range(num_steps):
+    state, metrics = experiment.train_step(state, global_batch, jax.random.key(7))
+    losses.append(float(metrics['loss']))
+  return jax.device_get(state.params), losses, experiment
+
+
+def _assert_close(tree_a, tree_b, atol=1e-5):
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=atol, rtol=0), tree_a, tree_b)
 
 
 @pytest.mark.parametrize('model', ['cnn', 'resnet', 'vit'])
-def test_train_step_on_8_devices_matches_1_device(breast, model):
+def test_data_parallel_and_fsdp_steps_match_one_device(breast, model):
   config = small_config(model)
   config.model.cnn.dropout = 0.0  # dropout masks depend on the sharding of the rng
-  loader = pipeline.train_loader(breast.sources['train'], breast.task, config.data,
-                                 batch_size=config.train.batch_size, seed=0)
-  batch = next(iter(loader))
+  config.mesh.fsdp_min_size = 256  # small enough that the tiny models' kernels are split
+  batch = _first_batch(breast, config)
+  config.mesh.update(data=1, fsdp=1)
+  params_1, losses_1, _ = _train_steps(config, batch, num_steps=3)
+  for data, fsdp in ((8, 1), (2, 4)):
+    config.mesh.update(data=data, fsdp=fsdp)
+    params_8, losses_8, experiment = _train_steps(config, batch, num_steps=3)
+    np.testing.assert_allclose(losses_8, losses_1, atol=1e-5)
+    _assert_close(params_1, params_8)
+  # The FSDP run really sharded the state: some kernel is split over the fsdp axis.
+  specs = [s.spec for s in jax.tree.leaves(experiment.state_sharding.params)]
+  assert any(parallel.FSDP_AXIS in spec for spec in specs)
+
+
+def test_sharding_rule_splits_large_arrays_on_their_largest_divisible_axis():
+  assert parallel.array_spec((3, 3, 64, 128), 4, 1024) == jax.sharding.PartitionSpec(
+      None, None, None, 'fsdp')
+  assert parallel.array_spec((1000, 96), 4, 1024) == jax.sharding.PartitionSpec('fsdp')
+  assert parallel.array_spec((999, 96), 4, 1024) == jax.sharding.PartitionSpec(None, 'fsdp')
+  assert parallel.array_spec((7, 9), 4, 1) == jax.sharding.PartitionSpec()  # nothing divides
+  assert parallel.array_spec((64,), 4, 1024) == jax.sharding.PartitionSpec()  # small
+  assert parallel.array_spec((4096, 64), 1, 1) == jax.sharding.PartitionSpec()  # no fsdp axis
+
+
+def test_optimiser_state_is_sharded_like_the_parameters(breast):
+  config = small_config('resnet')
+  config.mesh.update(data=2, fsdp=4, fsdp_min_size=256)
+  experiment = loop.build_experiment(config)
+  mu = experiment.state.opt_state[0].mu
+  jax.tree.map(lambda p, m: np.testing.assert_equal(p.sharding.spec, m.sharding.spec),
+               experiment.state.params, mu)
+  kernel = experiment.state.params['BasicBlock_0']['Conv_0']['kernel']  # (3, 3, 8, 8)
+  assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, None, 'fsdp')
+
+
+def test_mesh_sizes_are_checked():
+  config = small_config()
+  config.mesh.update(data=4, fsdp=4)
+  with pytest.raises(ValueError, match='mesh.data=4 x mesh.fsdp=4 needs more than the 8'):
+    parallel.make_mesh(config.mesh)
+  config.mesh.update(data=-1, fsdp=3)
+  with pytest.raises(ValueError, match='mesh.fsdp=3 must divide the 8 devices'):
+    parallel.make_mesh(config.mesh)
+
+
+def test_gradient_accumulation_matches_the_full_batch(breast):
+  config = small_config('cnn')
+  config.model.cnn.dropout = 0.0
+  config.train.batch_size = 32
+  batch = _first_batch(breast, config)
+  params_full, losses_full, _ = _train_steps(config, batch)
+  config.train.microbatches = 4
+  params_micro, losses_micro, _ = _train_steps(config, batch)
+  np.testing.assert_allclose(losses_micro, losses_full, rtol=1e-5)
+  _assert_close(params_full, params_micro)
+  config.train.microbatches = 3
+  with pytest.raises(ValueError, match='train.microbatches=3'):
+    loop.build_experiment(config)
+
+
+def test_remat_changes_memory_not_numbers(breast):
+  config = small_config('vit')
   config.mesh.data = 1
-  params_1, loss_1 = _one_step(config, batch)
-  config.mesh.data = 8
-  params_8, loss_8 = _one_step(config, batch)
-  assert abs(loss_1 - loss_8) < 1e-5
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=0), params_1,
-               params_8)
+  batch = _first_batch(breast, config)
+  params, losses, _ = _train_steps(config, batch, num_steps=2)
+  config.model.remat = True
+  params_remat, losses_remat, _ = _train_steps(config, batch, num_steps=2)
+  np.testing.assert_allclose(losses_remat, losses, rtol=1e-6)
+  _assert_close(params, params_remat, atol=1e-6)
+  # Checkpoints stay interchangeable: the same parameter names with and without remat.
+  config = small_config('resnet')
+  shapes = []
+  for remat in (False, True):
+    config.model.remat = remat
+    model = models.build(config.model, breast.task)
+    image = jnp.zeros((1, 28, 28, 1))
+    shapes.append(jax.eval_shape(lambda: model.init(jax.random.key(0), {'image': image},
+                                                    train=False)))
+  assert jax.tree.structure(shapes[0]) == jax.tree.structure(shapes[1])
+
+
+def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state(breast):
+  config = small_config('cnn')
+  config.model.cnn.dropout = 0.0
+  config.mesh.data = 1
+  batch = _first_batch(breast, config)
+  _, losses_32, _ = _train_steps(config, batch)
+  config.model.dtype = 'bfloat16'
+  params, losses_16, experiment = _train_steps(config, batch)
+  state = experiment.state
+  assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype('float32')}
+  assert {x.dtype for x in jax.tree.leaves(state.opt_state) if x.ndim} == {np.dtype('float32')}
+  hlo = jax.jit(lambda v, b: state.apply_fn(v, b, train=False)).lower(
+      steps.model_variables(state), {'image': jnp.asarray(batch['image'])}).as_text()
+  assert 'bf16' in hlo
+  assert losses_16[0] == pytest.approx(losses_32[0], abs=0.05) and losses_16 != losses_32
 
 
 def test_loss_falls_on_a_small_real_subset(breast):
@@ -37,14 +138,9 @@ def test_loss_falls_on_a_small_real_subset(breast):
   config.train.batch_size = 64
   config.model.cnn.dropout = 0.0
   config.optim.schedule = 'constant'
-  experiment = loop.build_experiment(config)
-  from medjax import parallel
+  config.mesh.data = 1
   batch = next(pipeline.eval_batches(breast.sources['train'], breast.task, batch_size=64))
-  global_batch = parallel.to_global(loop.device_batch(batch), experiment.mesh)
-  state, losses = experiment.state, []
-  for _ in range(40):
-    state, metrics = experiment.train_step(state, global_batch, jax.random.key(0))
-    losses.append(float(metrics['loss']))
+  _, losses, _ = _train_steps(config, batch, num_steps=40)
   assert losses[-1] < 0.5 * losses[0]
   assert all(np.isfinite(losses))
 
@@ -58,34 +154,30 @@ def test_balanced_class_weights_follow_the_class_counts(breast):
     steps.class_weights(breast.task, 'inverse')
 
 
-def test_resume_after_a_crash_gives_the_same_parameters(tmp_path):
+def test_nan_loss_stops_training_naming_the_step_and_keeping_the_last_checkpoint(tmp_path):
   config = small_config('cnn')
-  config.data.augment.rotation_degrees = 10.0  # the augmentation stream must resume too
-  uninterrupted = loop.build_experiment(config)
-  loop.train(uninterrupted, tmp_path / 'a')
-  # Crash after the step-3 checkpoint: remove everything written later, then rerun.
-  experiment = loop.build_experiment(config)
-  loop.train(experiment, tmp_path / 'b')
-  for folder in ('checkpoints', 'best'):
-    for step_dir in (tmp_path / 'b' / folder).iterdir():
-      if step_dir.name == '6':
-        import shutil
-        shutil.rmtree(step_dir)
-  loop.train(loop.build_experiment(config), tmp_path / 'b')
-  from medjax import checkpoint, parallel
-  restored = []
-  for run in ('a', 'b'):
-    manager = checkpoint.Checkpoints(tmp_path / run / 'checkpoints', max_to_keep=2)
-    abstract = checkpoint.abstract_like(experiment.state, parallel.replicated(experiment.mesh))
-    state, _ = manager.restore(6, abstract)
-    restored.append(jax.device_get(state.params))
-    manager.close()
-  jax.tree.map(np.testing.assert_array_equal, *restored)
-
-
-def test_nan_loss_stops_training_with_the_step(tmp_path):
-  config = small_config('cnn')
-  config.optim.learning_rate = 1e30
-  config.train.log_every = 1
-  with pytest.raises(loop.NonFiniteLossError, match=r'training loss is nan at step \d'):
+  config.optim.update(learning_rate=1e30, schedule='constant')  # step 1 blows the weights up
+  config.train.update(log_every=1, checkpoint_every=1, eval_every=100)
+  config.mesh.data = 1
+  with pytest.raises(loop.NonFiniteLossError) as error:
     loop.train(loop.build_experiment(config), tmp_path)
+  message = str(error.value)
+  assert 'at step 2;' in message and 'the last good checkpoint (step 1) is kept' in message
+  assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir()) == ['1']
+
+
+def test_skip_mode_drops_non_finite_updates(breast):
+  config = small_config('cnn')
+  config.train.nonfinite = 'skip'
+  config.mesh.data = 1
+  batch = _first_batch(breast, config)
+  experiment = loop.build_experiment(config)
+  poisoned = {**loop.device_batch(batch), 'image': np.full_like(batch['image'], np.nan)}
+  before = jax.device_get(experiment.state.params)
+  state, metrics = experiment.train_step(experiment.state, poisoned, jax.random.key(0))
+  assert float(metrics['finite']) == 0 and int(state.step) == 1
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params), before)
+  state, metrics = experiment.train_step(state, loop.device_batch(batch), jax.random.key(0))
+  assert float(metrics['finite']) == 1
+  assert not np.array_equal(jax.device_get(state.params)['Dense_1']['bias'],
+                            before['Dense_1']['bias'])

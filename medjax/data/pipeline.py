@@ -1,10 +1,12 @@
 """Grain input pipelines over random-access sources: training and evaluation.
 
-Training: an endless, seeded, per-process-sharded shuffle of the training split,
-augmented per example and batched (the DataLoader's iterator state can be saved
-with a checkpoint). Evaluation: every example of a split exactly once, in file
+Training: an endless, seeded shuffle of the training split, augmented per
+example and batched, the same global batches for any number of processes (the
+iterator's state is saved with each checkpoint). Evaluation: every example of a split exactly once, in file
 order, the last batch padded and marked with `mask == 0`.
 """
+import sys
+
 import grain
 import numpy as np
 
@@ -50,18 +52,33 @@ class _AugmentAndPreprocess(grain.transforms.RandomMap):
     return to_model_inputs(element, self._task, self._augment, rng)
 
 
-def train_loader(source, task: Task, data_config, *, batch_size: int, seed: int):
-  """An endless grain DataLoader of this process's training batches."""
-  sampler = grain.samplers.IndexSampler(
-      num_records=len(source),
-      shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=True),
-      shuffle=True, num_epochs=None, seed=seed)
-  preprocess = (_Preprocess(task) if augment.is_identity(data_config.augment)
-                else _AugmentAndPreprocess(task, data_config.augment))
-  return grain.DataLoader(
-      data_source=source, sampler=sampler,
-      operations=[preprocess, grain.transforms.Batch(batch_size, drop_remainder=True)],
-      worker_count=0)
+def train_batches(source, task: Task, data_config, *, global_batch_size: int, seed: int,
+                  process_index: int = 0, process_count: int = 1):
+  """This process's part of an endless stream of global training batches.
+
+  The stream is defined globally: epoch e is a permutation of the training set
+  (seeded by `seed` and e), position g of the stream is augmented with a
+  generator seeded by g, and global batch b is positions [bB, (b + 1)B), of which
+  process p takes the p-th of P equal blocks. So 1 or P
+  processes (and any number of devices) train on the same global batches, and
+  the iterator's state (`get_state()`, a small dict) resumes it exactly.
+  """
+  if global_batch_size % process_count:
+    raise ValueError(f'batch size {global_batch_size} is not divisible by the '
+                     f'{process_count} processes')
+  stream = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
+  if augment.is_identity(data_config.augment):
+    stream = stream.map(_Preprocess(task))
+  else:
+    stream = stream.random_map(_AugmentAndPreprocess(task, data_config.augment), seed=seed)
+  local_size = global_batch_size // process_count
+
+  def global_position(k):  # local position k -> its position in the global stream
+    return (k // local_size) * global_batch_size + process_index * local_size + k % local_size
+
+  local = grain.MapDataset.range(sys.maxsize // global_batch_size * local_size).map(
+      lambda k: stream[global_position(k)])
+  return local.batch(local_size, drop_remainder=True).to_iter_dataset()
 
 
 def eval_batches(source, task: Task, *, batch_size: int, process_index: int = 0,

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from medjax.data.task import Task
 from medjax.models.cnn import SeedCNN
+from medjax.models.conv import CONV_IMPLS
 from medjax.models.resnet import STAGE_SIZES, STEMS, ResNet
 from medjax.models.vit import ViT
 
@@ -14,7 +15,8 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def _cnn(model_config, task, dtype):
-  return SeedCNN(num_outputs=task.num_classes, dropout=model_config.cnn.dropout, dtype=dtype)
+  return SeedCNN(num_outputs=task.num_classes, dropout=model_config.cnn.dropout,
+                 conv_impl=model_config.conv_impl, dtype=dtype)
 
 
 def _resnet(model_config, task, dtype):
@@ -24,7 +26,8 @@ def _resnet(model_config, task, dtype):
   if cfg.stem not in STEMS:
     raise ValueError(f'model.resnet.stem={cfg.stem!r} is not one of {STEMS}')
   return ResNet(num_outputs=task.num_classes, depth=cfg.depth, width=cfg.width,
-                stem=cfg.stem, dtype=dtype)
+                stem=cfg.stem, conv_impl=model_config.conv_impl, dtype=dtype,
+                remat=model_config.remat)
 
 
 def _vit(model_config, task, dtype):
@@ -42,7 +45,7 @@ def _vit(model_config, task, dtype):
                      f'model.vit.num_heads={cfg.num_heads}')
   return ViT(num_outputs=task.num_classes, patch_size=cfg.patch_size, width=cfg.width,
              depth=cfg.depth, num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim,
-             dropout=cfg.dropout, stem=cfg.stem, dtype=dtype)
+             dropout=cfg.dropout, stem=cfg.stem, dtype=dtype, remat=model_config.remat)
 
 
 MODELS = {'cnn': _cnn, 'resnet': _resnet, 'vit': _vit}
@@ -53,6 +56,9 @@ def build(model_config, task: Task):
     raise ValueError(f'model.name={model_config.name!r} is not one of {sorted(MODELS)}')
   if model_config.dtype not in DTYPES:
     raise ValueError(f'model.dtype={model_config.dtype!r} is not one of {sorted(DTYPES)}')
+  if model_config.conv_impl not in CONV_IMPLS:
+    raise ValueError(f'model.conv_impl={model_config.conv_impl!r} is not one of '
+                     f'{sorted(CONV_IMPLS)}')
   if 'image' not in task.inputs:
     raise ValueError(f'model {model_config.name!r} reads images, but {task.name} has '
                      f'inputs {sorted(task.inputs)}')

@@ -65,6 +65,7 @@ class ResNet(nn.Module):
   stem: str = 'cifar'
   conv_impl: str = 'matmul'
   dtype: Any = jnp.float32
+  remat: bool = False  # recompute each block's activations in the backward pass
 
   @nn.compact
   def __call__(self, batch, *, train: bool):
@@ -72,7 +73,10 @@ class ResNet(nn.Module):
                              conv_general_dilated=CONV_IMPLS[self.conv_impl])
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
                              epsilon=1e-5, dtype=self.dtype)
-    block = BottleneckBlock if self.depth >= 50 else BasicBlock
+    block_class = BottleneckBlock if self.depth >= 50 else BasicBlock
+    # Explicit names keep the parameter tree the same with and without remat.
+    block = nn.remat(block_class) if self.remat else block_class
+    count = 0
     x = batch['image'].astype(self.dtype)
     if self.stem == 'imagenet':
       x = conv(self.width, (7, 7), (2, 2), name='stem_conv')(x)
@@ -85,7 +89,9 @@ class ResNet(nn.Module):
     for stage, num_blocks in enumerate(STAGE_SIZES[self.depth]):
       for index in range(num_blocks):
         strides = 2 if stage > 0 and index == 0 else 1
-        x = block(self.width * 2**stage, strides, conv=conv, norm=norm)(x)
+        x = block(self.width * 2**stage, strides, conv=conv, norm=norm,
+                  name=f'{block_class.__name__}_{count}')(x)
+        count += 1
       x = tap(self, f'stage{stage}', x)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_outputs, dtype=self.dtype)(x).astype(jnp.float32)

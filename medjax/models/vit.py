@@ -17,9 +17,11 @@ class EncoderBlock(nn.Module):
   mlp_dim: int
   dropout: float
   dtype: Any
+  train: bool
 
   @nn.compact
-  def __call__(self, x, *, train: bool):
+  def __call__(self, x):
+    train = self.train
     y = nn.LayerNorm(dtype=self.dtype)(x)
     y = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, dtype=self.dtype,
                                         dropout_rate=self.dropout,
@@ -41,6 +43,7 @@ class ViT(nn.Module):
   dropout: float = 0.0
   stem: str = 'patch'
   dtype: Any = jnp.float32
+  remat: bool = False  # recompute each block's activations in the backward pass
 
   @nn.compact
   def __call__(self, batch, *, train: bool):
@@ -61,8 +64,11 @@ class ViT(nn.Module):
     x = jnp.concatenate([jnp.tile(cls.astype(self.dtype), (x.shape[0], 1, 1)), x], axis=1)
     pos = self.param('pos_embedding', nn.initializers.normal(0.02), (1,) + x.shape[1:])
     x = x + pos.astype(self.dtype)
-    for _ in range(self.depth):
-      x = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout, self.dtype)(x, train=train)
+    # Explicit names keep the parameter tree the same with and without remat.
+    block = nn.remat(EncoderBlock) if self.remat else EncoderBlock
+    for index in range(self.depth):
+      x = block(self.num_heads, self.mlp_dim, self.dropout, self.dtype, train,
+                name=f'EncoderBlock_{index}')(x)
     x = nn.LayerNorm(dtype=self.dtype)(x[:, 0])
     return nn.Dense(self.num_outputs, dtype=self.dtype,
                     kernel_init=nn.initializers.zeros)(x).astype(jnp.float32)

@@ -49,27 +49,71 @@ def model_variables(state, params=None):
   return {'params': params, 'batch_stats': state.batch_stats}
 
 
-def train_step(state, batch, rng, *, task: Task, weights, label_smoothing: float):
-  """One optimiser step on a (global) batch; returns the new state and metrics."""
+def _split_micro(batch, microbatches: int):
+  """(B, ...) -> (M, B / M, ...), micro-batch m holding rows m, m + M, ...: a strided
+  split keeps every device's rows on that device."""
+  def split(x):
+    x = x.reshape((x.shape[0] // microbatches, microbatches) + x.shape[1:])
+    return jnp.swapaxes(x, 0, 1)
+  return jax.tree.map(split, batch)
+
+
+def train_step(state, batch, rng, *, task: Task, weights, label_smoothing: float,
+               microbatches: int = 1, skip_nonfinite: bool = False):
+  """One optimiser step on a (global) batch; returns the new state and metrics.
+
+  With `microbatches` > 1 the gradient is accumulated over strided micro-batches
+  and normalised by the whole batch's weight: the same update as the full batch
+  (for models with BatchNorm, each micro-batch is normalised by its own
+  statistics). A step whose loss or gradient is not finite is reported in the
+  metrics (`finite` = 0); with `skip_nonfinite` its update is dropped.
+  """
   dropout_rng = jax.random.fold_in(rng, state.step)
   example_weights = batch['mask'] if task.multilabel else batch['mask'] * weights[batch['label']]
+  total_weight = jnp.maximum(jnp.sum(example_weights), 1e-8)
 
-  def loss_fn(params):
-    logits, updates = state.apply_fn(model_variables(state, params), batch, train=True,
-                                     mutable=['batch_stats'], rngs={'dropout': dropout_rng})
-    losses = per_example_loss(logits, batch['label'], task, label_smoothing)
-    loss = jnp.sum(losses * example_weights) / jnp.maximum(jnp.sum(example_weights), 1e-8)
-    return loss, (logits, updates)
+  def weighted_loss(params, batch_stats, micro, micro_weights, micro_rng):
+    variables = model_variables(state.replace(batch_stats=batch_stats), params)
+    logits, updates = state.apply_fn(variables, micro, train=True, mutable=['batch_stats'],
+                                     rngs={'dropout': micro_rng})
+    losses = per_example_loss(logits, micro['label'], task, label_smoothing)
+    return jnp.sum(losses * micro_weights) / total_weight, (logits, updates.get('batch_stats'))
 
-  (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  state = state.apply_gradients(grads=grads, batch_stats=updates.get('batch_stats'))
-  mask = batch['mask']
+  grad_fn = jax.value_and_grad(weighted_loss, has_aux=True)
+  if microbatches == 1:
+    (loss, (logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch,
+                                                   example_weights, dropout_rng)
+    correct_sum = jnp.sum(correct(logits, batch['label'], task) * batch['mask'])
+  else:
+    def accumulate(carry, inputs):
+      grads, loss, correct_sum, batch_stats = carry
+      index, micro, micro_weights = inputs
+      (micro_loss, (logits, batch_stats)), micro_grads = grad_fn(
+          state.params, batch_stats, micro, micro_weights, jax.random.fold_in(dropout_rng, index))
+      micro_correct = jnp.sum(correct(logits, micro['label'], task) * micro['mask'])
+      return (jax.tree.map(jnp.add, grads, micro_grads), loss + micro_loss,
+              correct_sum + micro_correct, batch_stats), None
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    inputs = (jnp.arange(microbatches), _split_micro(batch, microbatches),
+              _split_micro(example_weights, microbatches))
+    (grads, loss, correct_sum, batch_stats), _ = jax.lax.scan(
+        accumulate, (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32),
+                     state.batch_stats), inputs)
+  grad_norm = optax.tree.norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  if skip_nonfinite:
+    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                        new_state.replace(step=state.step), state)
+    new_state = kept.replace(step=new_state.step)
   metrics = {
       'loss': loss,
-      'accuracy': jnp.sum(correct(logits, batch['label'], task) * mask) / jnp.sum(mask),
-      'grad_norm': optax.tree.norm(grads),
+      'accuracy': correct_sum / jnp.sum(batch['mask']),
+      'grad_norm': grad_norm,
+      'finite': finite.astype(jnp.float32),
   }
-  return state, metrics
+  return new_state, metrics
 
 
 def eval_step(state, batch, *, task: Task):
