@@ -4,6 +4,7 @@ task description and one random-access source per split.
 `config.data.name` is `<family>/<data set>`, e.g. `medmnist/breastmnist`.
 """
 import dataclasses
+import fcntl
 import os
 from typing import Any, Mapping
 
@@ -31,12 +32,17 @@ def _load_medmnist(dataset: str, data_config) -> Dataset:
                      f'{", ".join(sorted(medmnist.DATASETS))}')
   if data_config.image_size not in medmnist.SIZES:
     raise ValueError(f'data.image_size={data_config.image_size} is not one of {medmnist.SIZES}')
-  builder = medmnist.Medmnist(
-      raw_dir=os.path.join(os.path.expanduser(data_config.data_dir), 'medmnist'),
-      data_dir=os.path.expanduser(data_config.prepared_dir),
-      config=medmnist.config_name(dataset, data_config.image_size),
-      file_format='array_record')
-  builder.download_and_prepare()
+  prepared_dir = os.path.expanduser(data_config.prepared_dir)
+  os.makedirs(prepared_dir, exist_ok=True)
+  # Several runs (a parallel sweep, the processes of one host) may start at once: one
+  # prepares while the others wait, then build their builder from what it wrote.
+  with open(os.path.join(prepared_dir, '.prepare.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    builder = medmnist.Medmnist(
+        raw_dir=os.path.join(os.path.expanduser(data_config.data_dir), 'medmnist'),
+        data_dir=prepared_dir, config=medmnist.config_name(dataset, data_config.image_size),
+        file_format='array_record')
+    builder.download_and_prepare()
   sources = {split: builder.as_data_source(split=split) for split in medmnist.SPLITS}
   info = builder.builder_config.info
   size = data_config.image_size
