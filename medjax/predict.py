@@ -11,7 +11,6 @@ import io
 import pathlib
 import sys
 
-import jax
 import numpy as np
 
 from medjax import clinical, evaluation, explain, files, parallel, report
