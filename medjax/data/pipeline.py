@@ -2,8 +2,9 @@
 
 Training: an endless, seeded shuffle of the training split, augmented per
 example and batched, the same global batches for any number of processes (the
-iterator's state is saved with each checkpoint). Evaluation: every example of a split exactly once, in file
-order, the last batch padded and marked with `mask == 0`.
+iterator's state is saved with each checkpoint). Evaluation: every example of a
+split exactly once, in file order, the last batch padded and marked with `mask
+== 0`.
 """
 import sys
 

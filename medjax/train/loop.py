@@ -54,7 +54,6 @@ NONFINITE_MODES = ('stop', 'skip')
 
 def _check_train_config(config, mesh):
   """Fails early, naming the field, on settings the step cannot honour."""
-  parallel.local_batch_size(config.train.batch_size, mesh)
   microbatches, devices = config.train.microbatches, mesh.devices.size
   if microbatches < 1 or config.train.batch_size % (microbatches * devices):
     raise ValueError(f'train.batch_size={config.train.batch_size} must be divisible by '
@@ -230,7 +229,6 @@ class Preempted(Exception):
   def __init__(self, step: int, workdir):
     super().__init__(f'stopped by SIGTERM at step {step}; the checkpoint of step {step} is '
                      f'saved in {workdir}/checkpoints: rerun the same command to resume')
-    self.step = step
 
 
 @contextlib.contextmanager
