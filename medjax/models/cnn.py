@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.models.conv import CONV_IMPLS
+from medjax.models.pool import max_pool
 from medjax.models.taps import tap
 
 
@@ -28,7 +29,7 @@ class SeedCNN(nn.Module):
       x = nn.Conv(width, (3, 3), padding='SAME', dtype=self.dtype,
                   conv_general_dilated=CONV_IMPLS[self.conv_impl])(x)
       x = tap(self, f'block{index}', nn.relu(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='SAME')
+      x = max_pool(x, (2, 2), (2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)

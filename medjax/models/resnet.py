@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.models.conv import CONV_IMPLS
+from medjax.models.pool import max_pool
 from medjax.models.taps import tap
 
 STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
@@ -81,7 +82,7 @@ class ResNet(nn.Module):
     if self.stem == 'imagenet':
       x = conv(self.width, (7, 7), (2, 2), name='stem_conv')(x)
       x = nn.relu(norm(name='stem_bn')(x))
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+      x = max_pool(x, (3, 3), (2, 2))
     else:
       strides = (1, 1) if self.stem == 'cifar' else (2, 2)
       x = conv(self.width, (3, 3), strides, name='stem_conv')(x)

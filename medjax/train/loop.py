@@ -63,10 +63,12 @@ def _check_train_config(config, mesh):
                      f'{NONFINITE_MODES}')
 
 
-def build_experiment(config) -> Experiment:
+def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
+  """Builds everything from `config`; `dataset` replaces `data.load(config.data)`
+  (the benchmarks time the real steps on synthetic images of any size)."""
   if config.compile.cache_dir:
     jax.config.update('jax_compilation_cache_dir', config.compile.cache_dir)
-  dataset = data.load(config.data)
+  dataset = dataset or data.load(config.data)
   task = dataset.task
   mesh = parallel.make_mesh(config.mesh)
   _check_train_config(config, mesh)

@@ -1,4 +1,7 @@
-"""The im2col convolution must equal lax.conv in outputs and gradients."""
+"""medjax's CPU formulations must equal the operations they replace, in outputs and
+gradients: the im2col convolution against lax.conv, the strided-slice max pool
+against flax.linen.max_pool."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,6 +9,7 @@ import pytest
 from jax import lax
 
 from medjax.models.conv import conv_via_matmul
+from medjax.models.pool import max_pool
 
 DIMENSIONS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ('NHWC', 'HWIO', 'NHWC'))
 
@@ -40,3 +44,25 @@ def test_dilated_convolution_falls_back_to_lax():
   want = lax.conv_general_dilated(x, w, (1, 1), 'SAME', rhs_dilation=(2, 2),
                                   dimension_numbers=DIMENSIONS)
   np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize('window,size', [(2, 28), (2, 7), (3, 8), (3, 9), (3, 2)])
+def test_max_pool_matches_flax_including_ties(window, size):
+  # Rounded values make many ties: the gradient must go to the same (first) position.
+  x = jnp.round(2 * jax.random.normal(jax.random.key(0), (2, size, size, 3)))
+  weights = jax.random.normal(jax.random.key(1), (size + 1) // 2 * ((size + 1) // 2) * 3)
+
+  def loss(pool, x):
+    y = pool(x)
+    return jnp.sum(y.reshape(2, -1) * weights), y
+
+  (_, ref), ref_grad = jax.value_and_grad(
+      lambda x: loss(lambda x: nn.max_pool(x, (window,) * 2, strides=(2, 2), padding='SAME'),
+                     x), has_aux=True)(x)
+  (_, out), grad = jax.jit(jax.value_and_grad(
+      lambda x: loss(lambda x: max_pool(x, (window,) * 2, (2, 2)), x), has_aux=True))(x)
+  assert int(jnp.sum(ref_grad != 0)) > 0
+  np.testing.assert_array_equal(out, ref)
+  # Overlapping windows add up in another order: equal to rounding, where a tie sent
+  # to the wrong position would be off by a whole weight.
+  np.testing.assert_allclose(grad, ref_grad, rtol=1e-6, atol=1e-6)

@@ -1,0 +1,274 @@
+"""medjax's real train and eval steps side by side with a PyTorch peer.
+
+  python -m benchmarks.peer                      # the standard set (about 30 min on 2 cores)
+  python -m benchmarks.peer --models=cnn,resnet18 --sizes=28,64 --steps=10 --repeats=2
+
+For each (model, image size) it builds the step the experiment compiles
+(`loop.build_experiment` on a synthetic data set of that size: same model,
+optimiser and loss as the repo's config) and the same architecture in PyTorch
+(`benchmarks.torch_peers`, parameter counts asserted equal). After warm-up the
+two are timed in turn, `--repeats` times, each a median over `--steps` steps;
+PyTorch gets whichever memory format (NCHW or channels-last) was faster in its
+warm-up. Reported per row: median images/s of both and their ratio, eval
+images/s, the first-step compile time (trace + XLA compile), the step's XLA
+buffer footprint (arguments + outputs + temporaries, from `memory_analysis`), and
+the achieved GFLOP/s (XLA's cost analysis) against this machine's matmul peak,
+measured in the same run. The input pipeline is timed alone on the real
+PneumoniaMNIST training split with augmentation. Writes `--out` (JSON) and
+prints a Markdown table.
+"""
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from absl import app, flags
+from torch.nn import functional as F
+
+from benchmarks import torch_peers
+from configs import breast_cnn, breast_vit, pneumonia_resnet18
+from medjax import data, parallel
+from medjax.data import pipeline
+from medjax.data.task import InputSpec, Task
+from medjax.train import loop
+
+_MODELS = flags.DEFINE_list('models', ['cnn', 'resnet18', 'resnet50', 'vit'], 'models to time')
+_SIZES = flags.DEFINE_list('sizes', ['28', '64', '128'], 'image sizes (square, 1 channel)')
+_STEPS = flags.DEFINE_integer('steps', 10, 'timed steps per repeat (the median is kept)')
+_REPEATS = flags.DEFINE_integer('repeats', 2, 'alternations of medjax and PyTorch')
+_OUT = flags.DEFINE_string('out', 'benchmarks/results/peer.json', 'JSON results')
+
+# model -> (the repo config it comes from, overrides)
+MODELS = {
+    'cnn': (breast_cnn, {}),
+    'resnet18': (pneumonia_resnet18, {}),
+    'resnet50': (pneumonia_resnet18, {'model.resnet.depth': 50}),
+    'vit': (breast_vit, {}),
+}
+NUM_CLASSES = 2
+
+
+def benchmark_config(model: str, size: int):
+  """The repo config of `model`, adapted to `size`: batch 128 at 28 px and 64 above;
+  ResNets keep the configs' 'stride2' stem at 28 px and take torchvision's
+  'imagenet' stem above; the ViT's patch grows with the image (49 or 64 tokens)."""
+  module, overrides = MODELS[model]
+  config = module.get_config()
+  config.update_from_flattened_dict({
+      **overrides, 'data.image_size': size, 'train.batch_size': 128 if size <= 28 else 64,
+      'train.progress_bar': False})
+  if size > 28:
+    config.model.resnet.stem = 'imagenet'
+    config.model.vit.patch_size = {64: 8, 128: 16}.get(size, config.model.vit.patch_size)
+  return config
+
+
+def synthetic_dataset(size: int, count: int) -> data.Dataset:
+  task = Task(f'synthetic{size}', 'binary', ('negative', 'positive'), (count // 2,) * 2,
+              {'image': InputSpec((size, size, 1))})
+  return data.Dataset(task=task, sources={})
+
+
+def synthetic_batch(size: int, batch_size: int, seed: int = 0) -> dict:
+  rng = np.random.default_rng(seed)
+  return {'image': rng.uniform(-1, 1, (batch_size, size, size, 1)).astype(np.float32),
+          'label': (np.arange(batch_size) % NUM_CLASSES).astype(np.int32),
+          'index': np.arange(batch_size, dtype=np.int32),
+          'mask': np.ones(batch_size, np.float32)}
+
+
+def median_seconds(run_once, steps: int) -> float:
+  times = []
+  for _ in range(steps):
+    started = time.perf_counter()
+    run_once()
+    times.append(time.perf_counter() - started)
+  return statistics.median(times)
+
+
+def matmul_peak_gflops(n: int = 2048) -> float:
+  """This machine's float32 matmul throughput: the ceiling for the GFLOP/s column."""
+  a = jnp.ones((n, n), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  jax.block_until_ready(dot(a, a))
+  return 2 * n**3 / median_seconds(lambda: jax.block_until_ready(dot(a, a)), 10) / 1e9
+
+
+class MedjaxStep:
+  """The experiment's jitted train and eval steps, compiled ahead of time."""
+
+  def __init__(self, config, batch):
+    experiment = loop.build_experiment(config, synthetic_dataset(config.data.image_size, 1000))
+    self.params = loop.count_params(experiment.state)
+    self.batch = parallel.to_global(batch, experiment.mesh)
+    self.state, self.rng = experiment.state, jax.random.key(0)
+    started = time.perf_counter()
+    self.train_step = experiment.train_step.lower(self.state, self.batch, self.rng).compile()
+    self.compile_seconds = time.perf_counter() - started
+    self.eval_step = experiment.eval_step.lower(self.state, self.batch).compile()
+    self.flops = self.train_step.cost_analysis()['flops']
+    memory = self.train_step.memory_analysis()
+    self.buffer_bytes = (memory.argument_size_in_bytes + memory.output_size_in_bytes -
+                         memory.alias_size_in_bytes + memory.temp_size_in_bytes)
+
+  def train(self):
+    self.state, metrics = self.train_step(self.state, self.batch, self.rng)
+    jax.block_until_ready(metrics)
+
+  def eval(self):
+    jax.block_until_ready(self.eval_step(self.state, self.batch))
+
+
+class TorchStep:
+  """The same architecture, optimiser and weighted loss in PyTorch (eager, oneDNN)."""
+
+  def __init__(self, config, batch):
+    size = config.data.image_size
+    self.model = torch_peers.build(config.model, NUM_CLASSES, 1, size)
+    self.params = torch_peers.param_count(self.model)
+    optim = config.optim
+    optimizer = torch.optim.AdamW if optim.name == 'adamw' else torch.optim.Adam
+    self.optimizer = optimizer(self.model.parameters(), lr=optim.learning_rate,
+                               weight_decay=optim.weight_decay)
+    self.label_smoothing = config.train.label_smoothing
+    self.images = torch.from_numpy(batch['image']).permute(0, 3, 1, 2).contiguous()
+    self.labels = torch.from_numpy(batch['label']).long()
+    self.memory_format = torch.contiguous_format
+
+  def use_memory_format(self, memory_format):
+    self.memory_format = memory_format
+    self.model.to(memory_format=memory_format)
+    self.images = self.images.contiguous(memory_format=memory_format)
+
+  def train(self):
+    self.model.train()
+    self.optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(self.model(self.images), self.labels,
+                           label_smoothing=self.label_smoothing)
+    loss.backward()
+    self.optimizer.step()
+
+  def eval(self):
+    self.model.eval()
+    with torch.no_grad():
+      self.model(self.images)
+
+
+def pick_memory_format(peer: TorchStep, warmup_steps: int = 3) -> str:
+  """Leaves `peer` in its faster memory format; returns that format's name."""
+  formats = {'nchw': torch.contiguous_format}
+  if peer.images.ndim == 4:
+    formats['channels_last'] = torch.channels_last
+  timings = {}
+  for name, memory_format in formats.items():
+    peer.use_memory_format(memory_format)
+    peer.train()
+    timings[name] = median_seconds(peer.train, warmup_steps)
+  best = min(timings, key=timings.get)
+  peer.use_memory_format(formats[best])
+  return best
+
+
+def compare(model: str, size: int, steps_per_repeat: int, repeats: int, peak: float) -> dict:
+  config = benchmark_config(model, size)
+  batch_size = config.train.batch_size
+  batch = synthetic_batch(size, batch_size)
+  ours, peer = MedjaxStep(config, batch), TorchStep(config, batch)
+  if ours.params != peer.params:
+    raise AssertionError(f'{model} at {size} px: medjax has {ours.params} parameters, the '
+                         f'PyTorch peer {peer.params}')
+  ours.train()
+  ours.eval()
+  peer_format = pick_memory_format(peer)
+  peer.eval()
+  train_times = {'medjax': [], 'torch': []}
+  eval_times = {'medjax': [], 'torch': []}
+  for _ in range(repeats):
+    for name, runner in (('medjax', ours), ('torch', peer)):
+      train_times[name].append(median_seconds(runner.train, steps_per_repeat))
+      eval_times[name].append(median_seconds(runner.eval, max(3, steps_per_repeat // 2)))
+  train_seconds = {name: statistics.median(times) for name, times in train_times.items()}
+  eval_seconds = {name: statistics.median(times) for name, times in eval_times.items()}
+  gflops = ours.flops / train_seconds['medjax'] / 1e9
+  return {
+      'model': model, 'image_size': size, 'batch_size': batch_size, 'params': ours.params,
+      'stem': config.model.resnet.stem if config.model.name == 'resnet' else None,
+      'conv_impl': config.model.conv_impl, 'torch_memory_format': peer_format,
+      'medjax_images_per_second': batch_size / train_seconds['medjax'],
+      'torch_images_per_second': batch_size / train_seconds['torch'],
+      'ratio': train_seconds['torch'] / train_seconds['medjax'],
+      'medjax_eval_images_per_second': batch_size / eval_seconds['medjax'],
+      'torch_eval_images_per_second': batch_size / eval_seconds['torch'],
+      'compile_seconds': ours.compile_seconds, 'xla_buffer_mib': ours.buffer_bytes / 2**20,
+      'gflops_per_second': gflops, 'fraction_of_peak': gflops / peak,
+      'repeat_step_seconds': train_times,
+  }
+
+
+def input_pipeline_images_per_second(batches: int = 30) -> float:
+  """PneumoniaMNIST's augmented training stream, as the loop consumes it (host batch
+  -> device arrays), alone on the machine."""
+  config = pneumonia_resnet18.get_config()
+  dataset = data.load(config.data)
+  mesh = parallel.make_mesh(config.mesh)
+  stream = iter(pipeline.train_batches(dataset.sources['train'], dataset.task, config.data,
+                                       global_batch_size=config.train.batch_size,
+                                       seed=config.seed))
+
+  def next_batch():
+    jax.block_until_ready(parallel.to_global(loop.device_batch(next(stream)), mesh))
+
+  next_batch()
+  return config.train.batch_size / median_seconds(next_batch, batches)
+
+
+def markdown_table(rows, peak, pipeline_rate) -> str:
+  lines = [
+      f'Matmul peak (float32, 2048^2, jnp.dot): {peak:.0f} GFLOP/s. Input pipeline '
+      f'(PneumoniaMNIST train, augmented, to device): {pipeline_rate:.0f} images/s.', '',
+      '| model | px | batch | medjax img/s | PyTorch img/s | medjax / PyTorch | eval img/s '
+      'medjax / PyTorch | compile s | XLA buffers MiB | GFLOP/s (% of peak) |',
+      '|---|---|---|---|---|---|---|---|---|---|']
+  for row in rows:
+    name = row['model'] + (f' ({row["stem"]})' if row['stem'] else '')
+    lines.append(
+        f'| {name} | {row["image_size"]} | {row["batch_size"]} | '
+        f'{row["medjax_images_per_second"]:.1f} | {row["torch_images_per_second"]:.1f} '
+        f'({row["torch_memory_format"]}) | {row["ratio"]:.2f} | '
+        f'{row["medjax_eval_images_per_second"]:.0f} / {row["torch_eval_images_per_second"]:.0f}'
+        f' | {row["compile_seconds"]:.1f} | {row["xla_buffer_mib"]:.0f} | '
+        f'{row["gflops_per_second"]:.1f} ({100 * row["fraction_of_peak"]:.0f}%) |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  unknown = sorted(set(_MODELS.value) - set(MODELS))
+  if unknown:
+    raise app.UsageError(f'--models: unknown {unknown}; known: {sorted(MODELS)}')
+  torch.manual_seed(0)
+  peak = matmul_peak_gflops()
+  pipeline_rate = input_pipeline_images_per_second()
+  rows = []
+  for model in _MODELS.value:
+    for size in map(int, _SIZES.value):
+      row = compare(model, size, _STEPS.value, _REPEATS.value, peak)
+      print(json.dumps({k: v for k, v in row.items() if k != 'repeat_step_seconds'}),
+            file=sys.stderr, flush=True)
+      rows.append(row)
+  out = pathlib.Path(_OUT.value)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps({
+      'matmul_peak_gflops': peak, 'input_pipeline_images_per_second': pipeline_rate,
+      'devices': jax.device_count(), 'jax': jax.__version__, 'torch': torch.__version__,
+      'torch_threads': torch.get_num_threads(), 'rows': rows}, indent=1) + '\n')
+  print(markdown_table(rows, peak, pipeline_rate))
+
+
+if __name__ == '__main__':
+  app.run(main)
