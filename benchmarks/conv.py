@@ -1,50 +1,60 @@
-"""Forward + backward throughput of one 3x3 convolution: lax.conv against the
-im2col formulation medjax uses on CPUs (`model.conv_impl`).
+"""Forward + backward time of the operations medjax reformulates for CPUs, against
+the operations they replace.
 
   python -m benchmarks.conv
 
-Prints one JSON line per (spatial size, channels) at batch 128: milliseconds and
-GFLOP/s (2 * MACs of the forward pass, times 3 for forward + both gradients).
+Convolution: one 3x3 convolution at batch 128, lax.conv against the im2col
+formulation (`model.conv_impl`); milliseconds and GFLOP/s (2 * MACs of the
+forward pass, times 3 for forward + both gradients). Max pooling: flax's
+`nn.max_pool` (reduce-window, select-and-scatter backward) against
+`medjax.models.pool.max_pool` (strided-slice maxima). One JSON line per shape.
 """
 import json
-import statistics
-import time
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from benchmarks.timing import median_seconds
 from medjax.models.conv import CONV_IMPLS
+from medjax.models.pool import max_pool
 
 DIMENSIONS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ('NHWC', 'HWIO', 'NHWC'))
-SHAPES = ((28, 64), (14, 128), (7, 256), (4, 512), (2, 512))
+CONV_SHAPES = ((28, 64), (14, 128), (7, 256), (4, 512), (2, 512))
+# (batch, size, channels, window): the seed CNN's pools at 28 and 64 px, the ImageNet stem's.
+POOL_SHAPES = ((128, 28, 32, 2), (128, 7, 128, 2), (64, 64, 32, 2), (64, 32, 64, 3))
+POOLS = {
+    'flax': lambda x, window: nn.max_pool(x, (window,) * 2, strides=(2, 2), padding='SAME'),
+    'medjax': lambda x, window: max_pool(x, (window,) * 2, (2, 2)),
+}
 
 
-def milliseconds(conv, x, w, repeats=5):
-  grad = jax.jit(jax.grad(lambda x, w: jnp.sum(conv(x, w, (1, 1), 'SAME',
-                                                     dimension_numbers=DIMENSIONS)**2),
-                          argnums=(0, 1)))
-  jax.block_until_ready(grad(x, w))
-  times = []
-  for _ in range(repeats):
-    started = time.perf_counter()
-    jax.block_until_ready(grad(x, w))
-    times.append(time.perf_counter() - started)
-  return statistics.median(times) * 1e3
+def milliseconds(loss, *args, repeats=5):
+  grad = jax.jit(jax.grad(loss, argnums=tuple(range(len(args)))))
+  return 1e3 * median_seconds(lambda: jax.block_until_ready(grad(*args)), repeats)
 
 
 def main():
   batch = 128
-  for size, channels in SHAPES:
+  for size, channels in CONV_SHAPES:
     x = jnp.ones((batch, size, size, channels))
     w = jnp.full((3, 3, channels, channels), 0.01)
     flops = 3 * 2 * batch * size * size * 9 * channels * channels
-    row = {'size': size, 'channels': channels, 'batch': batch}
+    row = {'op': 'conv3x3', 'size': size, 'channels': channels, 'batch': batch}
     for name, conv in CONV_IMPLS.items():
-      ms = milliseconds(conv, x, w)
+      ms = milliseconds(lambda x, w: jnp.sum(conv(x, w, (1, 1), 'SAME',
+                                                  dimension_numbers=DIMENSIONS)**2), x, w)
       row[f'{name}_ms'] = round(ms, 1)
       row[f'{name}_gflops'] = round(flops / ms / 1e6, 1)
-    print(json.dumps(row))
+    print(json.dumps(row), flush=True)
+  for batch, size, channels, window in POOL_SHAPES:
+    x = jax.nn.relu(jax.random.normal(jax.random.key(0), (batch, size, size, channels)))
+    row = {'op': f'max_pool{window}x{window}/2', 'size': size, 'channels': channels,
+           'batch': batch}
+    for name, pool in POOLS.items():
+      row[f'{name}_ms'] = round(milliseconds(lambda x: jnp.sum(pool(x, window)**2), x), 2)
+    print(json.dumps(row), flush=True)
 
 
 if __name__ == '__main__':

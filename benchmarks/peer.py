@@ -31,6 +31,7 @@ from absl import app, flags
 from torch.nn import functional as F
 
 from benchmarks import torch_peers
+from benchmarks.timing import median_seconds
 from configs import breast_cnn, breast_vit, pneumonia_resnet18
 from medjax import data, parallel
 from medjax.data import pipeline
@@ -82,20 +83,10 @@ def synthetic_batch(size: int, batch_size: int, seed: int = 0) -> dict:
           'mask': np.ones(batch_size, np.float32)}
 
 
-def median_seconds(run_once, steps: int) -> float:
-  times = []
-  for _ in range(steps):
-    started = time.perf_counter()
-    run_once()
-    times.append(time.perf_counter() - started)
-  return statistics.median(times)
-
-
 def matmul_peak_gflops(n: int = 2048) -> float:
   """This machine's float32 matmul throughput: the ceiling for the GFLOP/s column."""
   a = jnp.ones((n, n), jnp.float32)
   dot = jax.jit(jnp.dot)
-  jax.block_until_ready(dot(a, a))
   return 2 * n**3 / median_seconds(lambda: jax.block_until_ready(dot(a, a)), 10) / 1e9
 
 
@@ -167,7 +158,6 @@ def pick_memory_format(peer: TorchStep, warmup_steps: int = 3) -> str:
   timings = {}
   for name, memory_format in formats.items():
     peer.use_memory_format(memory_format)
-    peer.train()
     timings[name] = median_seconds(peer.train, warmup_steps)
   best = min(timings, key=timings.get)
   peer.use_memory_format(formats[best])
@@ -190,8 +180,9 @@ def compare(model: str, size: int, steps_per_repeat: int, repeats: int, peak: fl
   eval_times = {'medjax': [], 'torch': []}
   for _ in range(repeats):
     for name, runner in (('medjax', ours), ('torch', peer)):
-      train_times[name].append(median_seconds(runner.train, steps_per_repeat))
-      eval_times[name].append(median_seconds(runner.eval, max(3, steps_per_repeat // 2)))
+      train_times[name].append(median_seconds(runner.train, steps_per_repeat, warmup=0))
+      eval_times[name].append(median_seconds(runner.eval, max(3, steps_per_repeat // 2),
+                                             warmup=0))
   train_seconds = {name: statistics.median(times) for name, times in train_times.items()}
   eval_seconds = {name: statistics.median(times) for name, times in eval_times.items()}
   gflops = ours.flops / train_seconds['medjax'] / 1e9
@@ -223,7 +214,6 @@ def input_pipeline_images_per_second(batches: int = 30) -> float:
   def next_batch():
     jax.block_until_ready(parallel.to_global(loop.device_batch(next(stream)), mesh))
 
-  next_batch()
   return config.train.batch_size / median_seconds(next_batch, batches)
 
 
