@@ -152,3 +152,10 @@ def test_product_names_and_merges_overrides():
   variants = sweep.product({'a': {'x.y': 1}, 'b': {'x.y': 2}}, {'c': {'z': 3}})
   assert [(v.name, v.overrides) for v in variants] == [
       ('a-c', {'x.y': 1, 'z': 3}), ('b-c', {'x.y': 2, 'z': 3})]
+
+
+@pytest.mark.parametrize('path', sorted((pathlib.Path(__file__).parents[1] / 'experiments')
+                                        .glob('*.py')), ids=lambda path: path.stem)
+def test_committed_sweep_files_load(path):
+  # A renamed config field or config file must fail here, not hours into a study.
+  sweep.load(path)  # raises SweepError naming the field or file
