@@ -1,6 +1,6 @@
 """medjax's real train and eval steps side by side with a PyTorch peer.
 
-  python -m benchmarks.peer                      # the standard set (about 30 min on 2 cores)
+  python -m benchmarks.peer                      # the standard set (about 25 min on 2 cores)
   python -m benchmarks.peer --models=cnn,resnet18 --sizes=28,64 --steps=10 --repeats=2
 
 For each (model, image size) it builds the step the experiment compiles

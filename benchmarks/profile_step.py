@@ -3,7 +3,7 @@
   python -m benchmarks.profile_step --model=cnn --size=28 --trace_dir=/tmp/medjax-trace
 
 The step is the one `benchmarks.peer` times (same model, size and batch). Writes
-the trace of `--steps` steps to `--trace_dir` (open it with XProf or TensorBoard's
+the trace of `--traced_steps` steps to `--trace_dir` (open it with XProf or TensorBoard's
 profile plugin); where `xprof` is installed (`pip install xprof`, not a medjax
 dependency) it also prints the XLA operations that took the most time per step.
 """
@@ -20,7 +20,7 @@ from benchmarks import peer
 
 _MODEL = flags.DEFINE_enum('model', 'cnn', sorted(peer.MODELS), 'model to profile')
 _SIZE = flags.DEFINE_integer('size', 28, 'image size')
-_STEPS = flags.DEFINE_integer('steps', 5, 'traced steps (after 3 untraced ones)')
+_STEPS = flags.DEFINE_integer('traced_steps', 5, 'traced steps (after 3 untraced ones)')
 _TRACE_DIR = flags.DEFINE_string('trace_dir', '/tmp/medjax-trace', 'where the trace goes')
 _TOP = flags.DEFINE_integer('top', 25, 'operations to print')
 # Host-side frames of the trace (Python, the runtime's executor), not XLA operations.
