@@ -33,7 +33,7 @@ def small_config(model='cnn', data='medmnist/breastmnist'):
   config.data.name = data
   config.model.name = model
   config.model.resnet.width = 8
-  config.model.conv_impl = 'lax'  # compiles in half the time; tests/test_conv.py checks matmul
+  config.model.conv_impl = 'lax'  # compiles in half the time; tests/test_fast_ops.py checks matmul
   config.model.vit.update(patch_size=7, width=16, depth=1, num_heads=2, mlp_dim=32)
   config.train.steps = 6
   config.train.batch_size = 16
