@@ -116,7 +116,8 @@ class MedjaxStep:
 
 
 class TorchStep:
-  """The same architecture, optimiser and weighted loss in PyTorch (eager, oneDNN)."""
+  """The same architecture, optimiser and cross-entropy loss in PyTorch (eager, oneDNN;
+  the synthetic classes are balanced, so medjax's class weights are all 1)."""
 
   def __init__(self, config, batch):
     size = config.data.image_size
@@ -129,10 +130,8 @@ class TorchStep:
     self.label_smoothing = config.train.label_smoothing
     self.images = torch.from_numpy(batch['image']).permute(0, 3, 1, 2).contiguous()
     self.labels = torch.from_numpy(batch['label']).long()
-    self.memory_format = torch.contiguous_format
 
   def use_memory_format(self, memory_format):
-    self.memory_format = memory_format
     self.model.to(memory_format=memory_format)
     self.images = self.images.contiguous(memory_format=memory_format)
 
