@@ -2,6 +2,8 @@
 
   python -m benchmarks.peer                      # the standard set (about 25 min on 2 cores)
   python -m benchmarks.peer --models=cnn,resnet18 --sizes=28,64 --steps=10 --repeats=2
+  # On a GPU (PyTorch with CUDA), MFU against the card's dense bfloat16 peak (H100 SXM: 989 TFLOP/s):
+  python -m benchmarks.peer --models=resnet50 --sizes=224 --dtype=bfloat16 --peak_gflops=989000
 
 For each (model, image size) it builds the step the experiment compiles
 (`loop.build_experiment` on a synthetic data set of that size: same model,
@@ -12,8 +14,10 @@ PyTorch gets whichever memory format (NCHW or channels-last) was faster in its
 warm-up. Reported per row: median images/s of both and their ratio, eval
 images/s, the first-step compile time (trace + XLA compile), the step's XLA
 buffer footprint (arguments + outputs + temporaries, from `memory_analysis`), and
-the achieved GFLOP/s (XLA's cost analysis) against this machine's matmul peak,
-measured in the same run. The input pipeline is timed alone on the real
+the achieved GFLOP/s (XLA's cost analysis) against this machine's matmul peak
+in the compute dtype, measured in the same run (or `--peak_gflops`, a spec-sheet
+peak, for MFU). On an accelerator medjax uses `lax.conv` (im2col is a CPU lever)
+and PyTorch runs on CUDA when it can, under autocast for bfloat16. The input pipeline is timed alone on the real
 PneumoniaMNIST training split with augmentation. Writes `--out` (JSON) and
 prints a Markdown table.
 """
@@ -43,6 +47,9 @@ _SIZES = flags.DEFINE_list('sizes', ['28', '64', '128'], 'image sizes (square, 1
 _STEPS = flags.DEFINE_integer('steps', 10, 'timed steps per repeat (the median is kept)')
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'alternations of medjax and PyTorch')
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/peer.json', 'JSON results')
+_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'compute dtype')
+_PEAK = flags.DEFINE_float('peak_gflops', 0.0, 'peak GFLOP/s for the % column; 0: measure '
+                           'the matmul peak in --dtype')
 
 # model -> (the repo config it comes from, overrides)
 MODELS = {
@@ -54,7 +61,7 @@ MODELS = {
 NUM_CLASSES = 2
 
 
-def benchmark_config(model: str, size: int):
+def benchmark_config(model: str, size: int, dtype: str = 'float32'):
   """The repo config of `model`, adapted to `size`: batch 128 at 28 px and 64 above;
   ResNets keep the configs' 'stride2' stem at 28 px and take torchvision's
   'imagenet' stem above; the ViT's patch grows with the image (49 or 64 tokens)."""
@@ -62,10 +69,13 @@ def benchmark_config(model: str, size: int):
   config = module.get_config()
   config.update_from_flattened_dict({
       **overrides, 'data.image_size': size, 'train.batch_size': 128 if size <= 28 else 64,
-      'train.progress_bar': False})
+      'train.progress_bar': False, 'model.dtype': dtype})
   if size > 28:
     config.model.resnet.stem = 'imagenet'
-    config.model.vit.patch_size = {64: 8, 128: 16}.get(size, config.model.vit.patch_size)
+    config.model.vit.patch_size = {64: 8, 128: 16, 224: 32}.get(size,
+                                                                 config.model.vit.patch_size)
+  if jax.default_backend() != 'cpu':
+    config.model.conv_impl = 'lax'
   return config
 
 
@@ -83,9 +93,9 @@ def synthetic_batch(size: int, batch_size: int, seed: int = 0) -> dict:
           'mask': np.ones(batch_size, np.float32)}
 
 
-def matmul_peak_gflops(n: int = 2048) -> float:
-  """This machine's float32 matmul throughput: the ceiling for the GFLOP/s column."""
-  a = jnp.ones((n, n), jnp.float32)
+def matmul_peak_gflops(dtype: str, n: int = 2048) -> float:
+  """This machine's matmul throughput in `dtype`: the ceiling for the GFLOP/s column."""
+  a = jnp.ones((n, n), dtype)
   dot = jax.jit(jnp.dot)
   return 2 * n**3 / median_seconds(lambda: jax.block_until_ready(dot(a, a)), 10) / 1e9
 
@@ -121,32 +131,46 @@ class TorchStep:
 
   def __init__(self, config, batch):
     size = config.data.image_size
-    self.model = torch_peers.build(config.model, NUM_CLASSES, 1, size)
+    self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    self.autocast_dtype = torch.bfloat16 if config.model.dtype == 'bfloat16' else None
+    self.model = torch_peers.build(config.model, NUM_CLASSES, 1, size).to(self.device)
     self.params = torch_peers.param_count(self.model)
     optim = config.optim
     optimizer = torch.optim.AdamW if optim.name == 'adamw' else torch.optim.Adam
     self.optimizer = optimizer(self.model.parameters(), lr=optim.learning_rate,
                                weight_decay=optim.weight_decay)
     self.label_smoothing = config.train.label_smoothing
-    self.images = torch.from_numpy(batch['image']).permute(0, 3, 1, 2).contiguous()
-    self.labels = torch.from_numpy(batch['label']).long()
+    self.images = torch.from_numpy(batch['image']).permute(0, 3, 1, 2).contiguous().to(
+        self.device)
+    self.labels = torch.from_numpy(batch['label']).long().to(self.device)
 
   def use_memory_format(self, memory_format):
     self.model.to(memory_format=memory_format)
     self.images = self.images.contiguous(memory_format=memory_format)
 
+  def _forward(self):
+    with torch.autocast(self.device.type, dtype=self.autocast_dtype,
+                        enabled=self.autocast_dtype is not None):
+      return self.model(self.images)
+
+  def _wait(self):
+    if self.device.type == 'cuda':
+      torch.cuda.synchronize()
+
   def train(self):
     self.model.train()
     self.optimizer.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(self.model(self.images), self.labels,
+    loss = F.cross_entropy(self._forward().float(), self.labels,
                            label_smoothing=self.label_smoothing)
     loss.backward()
     self.optimizer.step()
+    self._wait()
 
   def eval(self):
     self.model.eval()
     with torch.no_grad():
-      self.model(self.images)
+      self._forward()
+    self._wait()
 
 
 def pick_memory_format(peer: TorchStep, warmup_steps: int = 3) -> str:
@@ -163,8 +187,9 @@ def pick_memory_format(peer: TorchStep, warmup_steps: int = 3) -> str:
   return best
 
 
-def compare(model: str, size: int, steps_per_repeat: int, repeats: int, peak: float) -> dict:
-  config = benchmark_config(model, size)
+def compare(model: str, size: int, dtype: str, steps_per_repeat: int, repeats: int,
+            peak: float) -> dict:
+  config = benchmark_config(model, size, dtype)
   batch_size = config.train.batch_size
   batch = synthetic_batch(size, batch_size)
   ours, peer = MedjaxStep(config, batch), TorchStep(config, batch)
@@ -187,6 +212,7 @@ def compare(model: str, size: int, steps_per_repeat: int, repeats: int, peak: fl
   gflops = ours.flops / train_seconds['medjax'] / 1e9
   return {
       'model': model, 'image_size': size, 'batch_size': batch_size, 'params': ours.params,
+      'dtype': dtype, 'torch_device': peer.device.type,
       'stem': config.model.resnet.stem if config.model.name == 'resnet' else None,
       'conv_impl': config.model.conv_impl, 'torch_memory_format': peer_format,
       'medjax_images_per_second': batch_size / train_seconds['medjax'],
@@ -216,9 +242,9 @@ def input_pipeline_images_per_second(batches: int = 30) -> float:
   return config.train.batch_size / median_seconds(next_batch, batches)
 
 
-def markdown_table(rows, peak, pipeline_rate) -> str:
+def markdown_table(rows, peak, peak_source, pipeline_rate) -> str:
   lines = [
-      f'Matmul peak (float32, 2048^2, jnp.dot): {peak:.0f} GFLOP/s. Input pipeline '
+      f'Peak ({peak_source}): {peak:.0f} GFLOP/s. Input pipeline '
       f'(PneumoniaMNIST train, augmented, to device): {pipeline_rate:.0f} images/s.', '',
       '| model | px | batch | medjax img/s | PyTorch img/s | medjax / PyTorch | eval img/s '
       'medjax / PyTorch | compile s | XLA buffers MiB | GFLOP/s (% of peak) |',
@@ -241,22 +267,27 @@ def main(argv):
   if unknown:
     raise app.UsageError(f'--models: unknown {unknown}; known: {sorted(MODELS)}')
   torch.manual_seed(0)
-  peak = matmul_peak_gflops()
+  dtype = _DTYPE.value
+  if _PEAK.value:
+    peak, peak_source = _PEAK.value, '--peak_gflops'
+  else:
+    peak, peak_source = matmul_peak_gflops(dtype), f'{dtype} matmul, 2048^2, jnp.dot'
   pipeline_rate = input_pipeline_images_per_second()
   rows = []
   for model in _MODELS.value:
     for size in map(int, _SIZES.value):
-      row = compare(model, size, _STEPS.value, _REPEATS.value, peak)
+      row = compare(model, size, dtype, _STEPS.value, _REPEATS.value, peak)
       print(json.dumps({k: v for k, v in row.items() if k != 'repeat_step_seconds'}),
             file=sys.stderr, flush=True)
       rows.append(row)
   out = pathlib.Path(_OUT.value)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps({
-      'matmul_peak_gflops': peak, 'input_pipeline_images_per_second': pipeline_rate,
+      'peak_gflops': peak, 'peak_source': peak_source,
+      'input_pipeline_images_per_second': pipeline_rate, 'backend': jax.default_backend(),
       'devices': jax.device_count(), 'jax': jax.__version__, 'torch': torch.__version__,
       'torch_threads': torch.get_num_threads(), 'rows': rows}, indent=1) + '\n')
-  print(markdown_table(rows, peak, pipeline_rate))
+  print(markdown_table(rows, peak, peak_source, pipeline_rate))
 
 
 if __name__ == '__main__':
