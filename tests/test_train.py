@@ -3,8 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from medjax import models, parallel
+from medjax import data, models, parallel
 from medjax.data import pipeline
+from medjax.data.task import InputSpec, Task
 from medjax.train import loop
 from medjax.train import step as steps
 from tests.conftest import small_config
@@ -184,3 +185,20 @@ def test_skip_mode_drops_non_finite_updates(breast):
   assert float(metrics['finite']) == 1
   assert not np.array_equal(jax.device_get(state.params)['Dense_1']['bias'],
                             before['Dense_1']['bias'])
+
+
+def test_build_experiment_on_a_given_dataset():
+  # The benchmarks time the real step on synthetic images of any size this way.
+  task = Task('synthetic', 'multiclass', ('a', 'b', 'c'), (4, 4, 4),
+              {'image': InputSpec((16, 16, 3))})
+  dataset = data.Dataset(task=task, sources={})
+  experiment = loop.build_experiment(small_config('cnn'), dataset)
+  assert experiment.dataset is dataset
+  rng = np.random.default_rng(0)
+  batch = {'image': rng.uniform(-1, 1, (8, 16, 16, 3)).astype(np.float32),
+           'label': np.arange(8, dtype=np.int32) % 3, 'index': np.arange(8, dtype=np.int32),
+           'mask': np.ones(8, np.float32)}
+  batch = parallel.to_global(batch, experiment.mesh)
+  state, metrics = experiment.train_step(experiment.state, batch, jax.random.key(0))
+  assert np.isfinite(float(metrics['loss'])) and int(state.step) == 1
+  assert experiment.eval_step(state, batch)['probs'].shape == (8, 3)
