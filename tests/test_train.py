@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from medjax import data, models, parallel
-from medjax.data import pipeline
+from medjax import models, parallel
+from medjax.data import Dataset, pipeline
 from medjax.data.task import InputSpec, Task
 from medjax.train import loop
 from medjax.train import step as steps
@@ -191,7 +191,7 @@ def test_build_experiment_on_a_given_dataset():
   # The benchmarks time the real step on synthetic images of any size this way.
   task = Task('synthetic', 'multiclass', ('a', 'b', 'c'), (4, 4, 4),
               {'image': InputSpec((16, 16, 3))})
-  dataset = data.Dataset(task=task, sources={})
+  dataset = Dataset(task=task, sources={})
   experiment = loop.build_experiment(small_config('cnn'), dataset)
   assert experiment.dataset is dataset
   rng = np.random.default_rng(0)
