@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from benchmarks import torch_peers
 from benchmarks.timing import median_seconds
 from configs import breast_cnn, breast_vit, pneumonia_resnet18
-from medjax import data, parallel
+from medjax import data, host_memory, parallel
 from medjax.data import pipeline
 from medjax.data.task import InputSpec, Task
 from medjax.train import loop
@@ -263,6 +263,7 @@ def markdown_table(rows, peak, peak_source, pipeline_rate) -> str:
 
 def main(argv):
   del argv
+  host_memory.reuse_freed_memory()  # as the experiment launcher does
   unknown = sorted(set(_MODELS.value) - set(MODELS))
   if unknown:
     raise app.UsageError(f'--models: unknown {unknown}; known: {sorted(MODELS)}')

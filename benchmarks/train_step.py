@@ -17,7 +17,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from medjax import parallel
+from medjax import host_memory, parallel
 from medjax.data import pipeline
 from medjax.train import loop
 
@@ -26,6 +26,7 @@ _STEPS = flags.DEFINE_integer('steps', 10, 'timed steps after the warm-up')
 
 
 def main(_):
+  host_memory.reuse_freed_memory()  # as the experiment launcher does
   config = _CONFIG.value
   experiment = loop.build_experiment(config)
   task = experiment.dataset.task

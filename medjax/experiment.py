@@ -21,7 +21,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from medjax import config as config_lib
-from medjax import files
+from medjax import files, host_memory
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
                                           lock_config=True)
@@ -110,6 +110,7 @@ def main(argv=None) -> dict:
     _refuse_other_experiment(workdir, config)
   logging.set_verbosity(logging.WARNING)
 
+  host_memory.reuse_freed_memory()  # before JAX starts its threads
   # Imported here so that config errors are reported without importing JAX.
   from medjax import parallel, predict
   from medjax.data.download import MissingDataError

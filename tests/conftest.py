@@ -1,4 +1,5 @@
-"""Test set-up: 8 forced CPU devices (before JAX is imported) and data directories.
+"""Test set-up: 8 forced CPU devices (before JAX is imported), the launcher's host-memory
+setting, and data directories.
 
 Tests read real data through $MEDJAX_DATA_DIR (CI points it at ../shared/data)
 and prepare TFDS files into a throw-away folder unless $MEDJAX_PREPARED_DIR is set.
@@ -16,6 +17,9 @@ os.environ.setdefault('MEDJAX_DATA_DIR', str(REPO.parent / 'shared' / 'data'))
 os.environ.setdefault('MEDJAX_PREPARED_DIR', tempfile.mkdtemp(prefix='medjax-prepared-'))
 sys.path.insert(0, str(REPO))
 
+from medjax import host_memory  # noqa: E402
+
+host_memory.reuse_freed_memory()  # as the experiment launcher does, before JAX's threads
 import jax  # noqa: E402  (after XLA_FLAGS)
 import pytest  # noqa: E402
 
