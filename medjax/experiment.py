@@ -21,7 +21,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from medjax import config as config_lib
-from medjax import files, host_memory
+from medjax import files
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
                                           lock_config=True)
@@ -110,12 +110,12 @@ def main(argv=None) -> dict:
     _refuse_other_experiment(workdir, config)
   logging.set_verbosity(logging.WARNING)
 
-  host_memory.reuse_freed_memory()  # before JAX starts its threads
   # Imported here so that config errors are reported without importing JAX.
-  from medjax import parallel, predict
+  from medjax import host_memory, parallel, predict
   from medjax.data.download import MissingDataError
   from medjax.train import loop
 
+  host_memory.reuse_freed_memory()
   if _DISTRIBUTED.value:
     parallel.initialize_distributed()
   try:

@@ -17,13 +17,13 @@ os.environ.setdefault('MEDJAX_DATA_DIR', str(REPO.parent / 'shared' / 'data'))
 os.environ.setdefault('MEDJAX_PREPARED_DIR', tempfile.mkdtemp(prefix='medjax-prepared-'))
 sys.path.insert(0, str(REPO))
 
-from medjax import host_memory  # noqa: E402
-
-host_memory.reuse_freed_memory()  # as the experiment launcher does, before JAX's threads
 import jax  # noqa: E402  (after XLA_FLAGS)
 import pytest  # noqa: E402
 
 from configs import common  # noqa: E402
+from medjax import host_memory  # noqa: E402
+
+host_memory.reuse_freed_memory()  # as the experiment launcher does
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -1,26 +1,25 @@
-"""The host-allocator setting: freed step-sized buffers are reused without page faults."""
+"""The launcher's host-memory setting: a CPU step's freed temporaries are reused
+instead of being mapped (and page-faulted) anew on every call."""
 import os
 import subprocess
 import sys
 
-# In a fresh process (the setting must come before other threads exist): a worker
-# thread allocates, fills and frees a 64 MiB buffer 4 times, as XLA's CPU executor does
-# with a step's temporaries, and prints the minor page faults of the last 3 rounds.
+# In a fresh process, as the launcher does it: a jitted step with a 64 MiB temporary runs
+# twice to warm up, then three times more; the child prints the minor page faults of
+# those three calls.
 _CHILD = """
-import resource, sys, threading
-import numpy as np
+import resource
 from medjax import host_memory
 applied = host_memory.reuse_freed_memory()
-faults = []
-def rounds():
-  for _ in range(4):
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    buffer = np.ones(16 * 2**20, np.float32)
-    del buffer
-    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-worker = threading.Thread(target=rounds)
-worker.start(); worker.join()
-print(applied, sum(faults[1:]))
+import jax, jax.numpy as jnp
+x, w = jnp.ones((8192, 1024)), jnp.ones((1024, 8))
+step = jax.jit(lambda x, w: jnp.sum(jnp.concatenate([x, x]) @ w))
+for _ in range(2):
+  jax.block_until_ready(step(x, w))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+  jax.block_until_ready(step(x, w))
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 # A fresh 64 MiB buffer faults at least once per 2 MiB (transparent huge pages) and up
 # to once per 4 KiB page.
@@ -35,14 +34,14 @@ def _run_child(host_malloc: str) -> tuple[bool, int]:
   return applied == 'True', int(faults)
 
 
-def test_freed_buffers_are_reused_without_page_faults():
+def test_step_temporaries_are_reused_without_page_faults():
   applied, faults = _run_child('reuse')
   assert applied
   assert faults < 0.2 * MIN_FAULTS_PER_FRESH_BUFFER
 
 
-def test_default_malloc_faults_on_every_round():
-  # What the setting removes: glibc maps each freed 64 MiB buffer anew.
+def test_default_malloc_faults_on_every_step():
+  # What the setting removes: glibc maps each step's temporary anew.
   applied, faults = _run_child('default')
   assert not applied
   assert faults >= 3 * MIN_FAULTS_PER_FRESH_BUFFER
