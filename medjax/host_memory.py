@@ -33,7 +33,8 @@ _SETTINGS = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
 
 def reuse_freed_memory() -> bool:
   """Makes freed step buffers reusable (see the module docstring); returns whether
-  glibc's malloc was set."""
+  glibc's malloc was set. Call it before JAX's first computation: the CPU client reads
+  the dispatch setting when it starts."""
   if os.environ.get('MEDJAX_HOST_MALLOC') == 'default':
     return False
   jax.config.update('jax_cpu_enable_async_dispatch', False)
