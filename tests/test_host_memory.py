@@ -1,12 +1,14 @@
 """The launcher's host-memory setting: a CPU step's freed temporaries are reused
 instead of being mapped (and page-faulted) anew on every call."""
 import os
+import statistics
 import subprocess
 import sys
 
 # In a fresh process, as the launcher does it: a jitted step with a 64 MiB temporary runs
-# twice to warm up, then three times more; the child prints the minor page faults of
-# those three calls.
+# twice to warm up, then 7 times more; the child prints the minor page faults of each of
+# those calls. The tests look at the median call, so that one call that meets a heap
+# disturbed by other threads (seen on a busy machine) does not decide them.
 _CHILD = """
 import resource
 from medjax import host_memory
@@ -16,22 +18,25 @@ x, w = jnp.ones((8192, 1024)), jnp.ones((1024, 8))
 step = jax.jit(lambda x, w: jnp.sum(jnp.concatenate([x, x]) @ w))
 for _ in range(2):
   jax.block_until_ready(step(x, w))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+faults = []
+for _ in range(7):
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   jax.block_until_ready(step(x, w))
-print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+  faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(applied, *faults)
 """
 # A fresh 64 MiB buffer faults at least once per 2 MiB (transparent huge pages) and up
 # to once per 4 KiB page.
 MIN_FAULTS_PER_FRESH_BUFFER = 64 // 2
 
 
-def _run_child(host_malloc: str) -> tuple[bool, int]:
+def _run_child(host_malloc: str) -> tuple[bool, float]:
+  """Whether the setting was applied, and the median call's minor page faults."""
   env = dict(os.environ, MEDJAX_HOST_MALLOC=host_malloc)
   result = subprocess.run([sys.executable, '-c', _CHILD], env=env, capture_output=True,
                           text=True, check=True)
-  applied, faults = result.stdout.split()
-  return applied == 'True', int(faults)
+  applied, *faults = result.stdout.split()
+  return applied == 'True', statistics.median(int(count) for count in faults)
 
 
 def test_step_temporaries_are_reused_without_page_faults():
@@ -44,4 +49,4 @@ def test_default_malloc_faults_on_every_step():
   # What the setting removes: glibc maps each step's temporary anew.
   applied, faults = _run_child('default')
   assert not applied
-  assert faults >= 3 * MIN_FAULTS_PER_FRESH_BUFFER
+  assert faults >= MIN_FAULTS_PER_FRESH_BUFFER
