@@ -31,7 +31,7 @@ def test_aucs_match_scikit_learn(case):
 
 
 @pytest.mark.parametrize('case', CASES)
-@pytest.mark.parametrize('threshold', [0.2, 0.5, 0.71])
+@pytest.mark.parametrize('threshold', [0.2, 0.5, 0.71, 1.01])  # 1.01: no case called positive
 def test_threshold_metrics_match_scikit_learn(case, threshold):
   labels, scores = _data(**case)
   predicted = (scores >= threshold).astype(int)
