@@ -111,11 +111,12 @@ def main(argv=None) -> dict:
   logging.set_verbosity(logging.WARNING)
 
   # Imported here so that config errors are reported without importing JAX.
-  from medjax import host_memory, parallel, predict
+  from medjax import compilation_cache, host_memory, parallel, predict
   from medjax.data.download import MissingDataError
   from medjax.train import loop
 
   host_memory.reuse_freed_memory()
+  compilation_cache.enable()
   if _DISTRIBUTED.value:
     parallel.initialize_distributed()
   try:

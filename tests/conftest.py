@@ -1,5 +1,6 @@
 """Test set-up: 8 forced CPU devices (before JAX is imported), the launcher's host-memory
-setting, and data directories.
+setting and compilation cache (a throw-away one, shared with the command-line runs the
+tests start, caching every program), and data directories.
 
 Tests read real data through $MEDJAX_DATA_DIR (CI points it at ../shared/data)
 and prepare TFDS files into a throw-away folder unless $MEDJAX_PREPARED_DIR is set.
@@ -15,15 +16,18 @@ os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
 REPO = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault('MEDJAX_DATA_DIR', str(REPO.parent / 'shared' / 'data'))
 os.environ.setdefault('MEDJAX_PREPARED_DIR', tempfile.mkdtemp(prefix='medjax-prepared-'))
+os.environ['MEDJAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='medjax-xla-cache-')
+os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 sys.path.insert(0, str(REPO))
 
 import jax  # noqa: E402  (after XLA_FLAGS)
 import pytest  # noqa: E402
 
 from configs import common  # noqa: E402
-from medjax import host_memory  # noqa: E402
+from medjax import compilation_cache, host_memory  # noqa: E402
 
 host_memory.reuse_freed_memory()  # as the experiment launcher does
+compilation_cache.enable()
 
 
 @pytest.fixture(scope='session', autouse=True)
