@@ -57,6 +57,8 @@ def validate(config) -> None:
                         f'got {type(value).__name__} {value!r}')
   if config.train.steps < 1 or config.train.batch_size < 1:
     raise ConfigError('train.steps and train.batch_size must be positive')
+  if config.data.prefetch_batches < 1:
+    raise ConfigError('data.prefetch_batches must be at least 1')
 
 
 def to_json(config) -> str:

@@ -1,4 +1,5 @@
 import os
+import time
 
 import numpy as np
 import pytest
@@ -182,3 +183,29 @@ def test_data_dir_defaults_to_the_environment(monkeypatch):
 def test_locate_prefers_the_local_file(tmp_path):
   (tmp_path / 'x.npz').write_bytes(b'local')
   assert locate_or_download(str(tmp_path), 'x.npz', 'file:///nonexistent').read_bytes() == b'local'
+
+
+class _CountingSource:
+  """A data source that records how many examples were read."""
+
+  def __init__(self, source):
+    self._source, self.reads = source, 0
+
+  def __len__(self):
+    return len(self._source)
+
+  def __getitem__(self, index):
+    self.reads += 1
+    return self._source[index]
+
+
+def test_the_training_loader_prepares_only_prefetch_batches_ahead(breast):
+  config = small_config().data
+  config.prefetch_batches = 2
+  source = _CountingSource(breast.sources['train'])
+  batches = iter(pipeline.train_batches(source, breast.task, config, global_batch_size=4,
+                                        seed=0))
+  next(batches)
+  time.sleep(1.0)  # time for an unbounded loader to run far ahead
+  # The batch taken, the prefetch buffer and at most one batch per thread in flight.
+  assert source.reads <= 4 * (1 + 2 + 2)

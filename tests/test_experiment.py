@@ -12,6 +12,7 @@ from tests.conftest import TINY, run_cli
     (['--config.train.steps=many'], 'many'),
     (['--config.model.name=7'], None),
     (['--mode=serve'], 'serve'),
+    (['--config.data.prefetch_batches=0'], 'data.prefetch_batches must be at least 1'),
 ])
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
   result = run_cli('--config=configs/breast_cnn.py', f'--workdir={tmp_path}', *args)

@@ -6,6 +6,7 @@ iterator's state is saved with each checkpoint). Evaluation: every example of a
 split exactly once, in file order, the last batch padded and marked with `mask
 == 0`.
 """
+import os
 import sys
 
 import grain
@@ -63,6 +64,12 @@ def train_batches(source, task: Task, data_config, *, global_batch_size: int, se
   process p takes the p-th of P equal blocks. So 1 or P
   processes (and any number of devices) train on the same global batches, and
   the iterator's state (`get_state()`, a small dict) resumes it exactly.
+
+  `data_config.prefetch_batches` batches are prepared ahead, by as many threads (at
+  most one per CPU). grain's defaults (16 threads, 500 batches ahead) would fill
+  gigabytes at 224 px, and on a small machine they took the CPU from the train step's
+  compile: the ResNet-18 step of configs/pneumonia_resnet18.py compiled in about 20 s
+  while they ran, against about 12 s alone.
   """
   if global_batch_size % process_count:
     raise ValueError(f'batch size {global_batch_size} is not divisible by the '
@@ -79,7 +86,10 @@ def train_batches(source, task: Task, data_config, *, global_batch_size: int, se
 
   local = grain.MapDataset.range(sys.maxsize // global_batch_size * local_size).map(
       lambda k: stream[global_position(k)])
-  return local.batch(local_size, drop_remainder=True).to_iter_dataset()
+  ahead = data_config.prefetch_batches
+  read_options = grain.ReadOptions(num_threads=min(ahead, os.cpu_count() or 1),
+                                   prefetch_buffer_size=ahead)
+  return local.batch(local_size, drop_remainder=True).to_iter_dataset(read_options)
 
 
 def eval_batches(source, task: Task, *, batch_size: int, process_index: int = 0,
