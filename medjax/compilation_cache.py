@@ -3,8 +3,8 @@
 A rerun, a resumed run, another seed of a sweep or an evaluation of a trained model
 compiles the same steps as the run before it. With JAX's persistent cache on, such a
 process loads the compiled executable from disk instead of compiling it again (the
-ResNet-18 train step of configs/pneumonia_resnet18.py: about 20 s of trace + compile
-cold, 5 s warm; benchmarks/README.md, "Levers"). The executable is the same, so the
+ResNet-18 train step of configs/pneumonia_resnet18.py: 15 s of trace + compile cold,
+4 s warm; benchmarks/README.md, "Levers"). The executable is the same, so the
 numbers are too.
 
 The cache lives in $MEDJAX_COMPILATION_CACHE_DIR, by default `medjax/xla` under
