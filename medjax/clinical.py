@@ -4,10 +4,10 @@ calibration, stratified bootstrap intervals and DeLong's test.
 The per-sample metrics (ROC and PR AUC, confusion-matrix metrics, Brier score) are
 written in numpy, with scikit-learn as the reference the tests hold them to: the
 bootstrap calls them a thousand times per evaluation, and scikit-learn's input checks
-made that 17-40 ms per resample (17 s for 156 cases, 40 s for 624, per evaluation). The ROC curve
-of the operating point stays scikit-learn's. Scores are the predicted probability of
-the positive class; a case is called positive when `score >= threshold`, the
-convention of `sklearn.metrics.roc_curve`.
+made that 17-40 ms per resample (17 s for 156 cases, 40 s for 624, per evaluation).
+The ROC curve of the operating point stays scikit-learn's. Scores are the predicted
+probability of the positive class; a case is called positive when
+`score >= threshold`, the convention of `sklearn.metrics.roc_curve`.
 """
 import warnings
 from typing import Callable
