@@ -102,7 +102,8 @@ def threshold_metrics(labels, scores, threshold: float) -> dict:
 def _matthews(tp, fp, fn, tn) -> float:
   """Matthews' correlation; 0 where a margin is empty (scikit-learn's convention), NaN
   where labels and decisions are each one class (nothing to correlate)."""
-  if (tp + fn in (0, tp + fp + fn + tn)) and (tp + fp in (0, tp + fp + fn + tn)):
+  total = tp + fp + fn + tn
+  if tp + fn in (0, total) and tp + fp in (0, total):
     return float('nan')
   denominator = np.sqrt(float(tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
   return float((tp * tn - fp * fn) / denominator) if denominator else 0.0

@@ -1,8 +1,9 @@
 """The launcher's persistent compilation cache: a second process loads what the first
 compiled, with the same numbers, and `off` turns it off."""
-import os
 import subprocess
 import sys
+
+from tests.conftest import cli_env
 
 # In a fresh process, as the launcher does it: enable the cache, compile one step, and
 # print the cache folder, the persistent-cache hits and the step's output.
@@ -21,9 +22,8 @@ print(directory, len(hits), [float(v).hex() for v in step(x)[:3]])
 
 
 def _run_child(cache_setting: str) -> tuple[str, int, str]:
-  env = dict(os.environ, MEDJAX_COMPILATION_CACHE_DIR=cache_setting,
+  env = dict(cli_env(), MEDJAX_COMPILATION_CACHE_DIR=cache_setting,
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
-  env.pop('XLA_FLAGS')  # one device, as a launcher run
   result = subprocess.run([sys.executable, '-c', _CHILD], env=env, capture_output=True,
                           text=True, check=True)
   directory, hits, outputs = result.stdout.split(maxsplit=2)
