@@ -226,7 +226,7 @@ def compare(model: str, size: int, dtype: str, steps_per_repeat: int, repeats: i
   }
 
 
-def input_pipeline_images_per_second(batches: int = 60) -> float:
+def input_pipeline_images_per_second(batches: int = 200) -> float:
   """PneumoniaMNIST's augmented training stream, as the loop consumes it (host batch
   -> device arrays), alone on the machine: `batches` batches after the first, over
   their total time. (Not a median of single fetches: the loader's threads prepare

@@ -28,6 +28,7 @@ def get_config():
   config.data.prepared_dir = default_prepared_dir()  # TFDS ArrayRecord files, prepared once
   config.data.eval_batch_size = 256
   config.data.prefetch_batches = 8            # training batches prepared ahead (>= 1)
+  config.data.in_memory_mib = 2048.0          # splits up to this size are decoded into memory once
   config.data.augment = ml_collections.ConfigDict()
   config.data.augment.rotation_degrees = 0.0  # uniform in [-r, r]
   config.data.augment.zoom = 0.0              # scale uniform in [1 - z, 1 + z]

@@ -59,6 +59,8 @@ def validate(config) -> None:
     raise ConfigError('train.steps and train.batch_size must be positive')
   if config.data.prefetch_batches < 1:
     raise ConfigError('data.prefetch_batches must be at least 1')
+  if config.data.in_memory_mib < 0:
+    raise ConfigError('data.in_memory_mib must be >= 0 (0 reads every batch from disk)')
 
 
 def to_json(config) -> str:

@@ -4,9 +4,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from scipy import ndimage
 
 import medjax.data
-from medjax.data import augment, medmnist, pipeline
+from medjax.data import augment, medmnist, pipeline, sources
 from medjax.data.download import MissingDataError, locate_or_download
 from tests.conftest import small_config
 
@@ -138,23 +139,100 @@ def test_augmentation_is_identical_for_a_seed_and_differs_across_seeds(breast):
   np.testing.assert_array_equal(a['image'], b['image'])
   np.testing.assert_array_equal(a['index'], b['index'])
   assert not np.array_equal(a['index'], c['index'])
-  # Same example, other seed: another augmentation.
-  image = np.asarray(breast.sources['train'][0]['image'], np.float32) / 255
-  one = augment.augment_image(image, np.random.default_rng(1), config.augment)
-  same = augment.augment_image(image, np.random.default_rng(1), config.augment)
-  other = augment.augment_image(image, np.random.default_rng(2), config.augment)
+  # Same examples, other generator: other augmentations.
+  images = sources.read_batch(breast.sources['train'], range(8))['image'] / np.float32(255)
+  one, same, other = (augment.apply(images, augment.draw(np.random.default_rng(seed), 8,
+                                                         config.augment), config.augment)
+                      for seed in (1, 1, 2))
   np.testing.assert_array_equal(one, same)
-  assert np.abs(one - other).mean() > 0.01
-  assert one.shape == image.shape and 0 <= one.min() and one.max() <= 1
+  assert np.abs(one - other).mean(axis=(1, 2, 3)).min() > 0.01
+  assert one.shape == images.shape and 0 <= one.min() and one.max() <= 1
 
 
 def test_augmentation_with_zero_ranges_is_the_identity(breast):
-  image = np.asarray(breast.sources['train'][3]['image'], np.float32) / 255
+  images = sources.read_batch(breast.sources['train'], [3, 4])['image'] / np.float32(255)
   config = _augment_config(rotation_degrees=0.0, zoom=0.0, translate=0.0, horizontal_flip=False,
                            brightness=0.0, contrast=0.0)
   assert augment.is_identity(config)
-  np.testing.assert_array_equal(augment.augment_image(image, np.random.default_rng(0), config),
-                                image)
+  params = augment.draw(np.random.default_rng(0), 2, config)
+  np.testing.assert_array_equal(augment.apply(images, params, config), images)
+
+
+def test_batched_affine_resampling_matches_scipy_per_image():
+  rng = np.random.default_rng(0)
+  images = rng.random((5, 28, 20, 2)).astype(np.float32)
+  angles, scales = rng.uniform(-0.6, 0.6, 5), rng.uniform(0.7, 1.3, 5)
+  matrices = np.stack([[[np.cos(a) / s, -np.sin(a) / s], [np.sin(a) / s, np.cos(a) / s]]
+                       for a, s in zip(angles, scales)])
+  offsets = rng.uniform(-6, 6, (5, 2))  # shifts large enough to sample past every edge
+  batched = augment.affine_resample(images, matrices, offsets)
+  for n in range(5):
+    for c in range(2):
+      expected = ndimage.affine_transform(images[n, ..., c], matrices[n], offsets[n], order=1,
+                                          mode='nearest')
+      np.testing.assert_allclose(batched[n, ..., c], expected, atol=1e-5)
+
+
+def test_flips_contrast_and_brightness_follow_their_parameters():
+  images = np.random.default_rng(0).random((3, 4, 5, 1)).astype(np.float32) * 0.5 + 0.25
+  config = _augment_config(rotation_degrees=0.0, zoom=0.0, translate=0.0, vertical_flip=True)
+  params = {'angle': np.zeros(3), 'scale': np.ones(3), 'shift': np.zeros((3, 2)),
+            'horizontal_flip': np.array([True, False, False]),
+            'vertical_flip': np.array([False, True, False]),
+            'contrast': np.array([1.0, 1.0, 0.5]), 'brightness': np.array([0.0, 0.1, 0.0])}
+  out = augment.apply(images, params, config)
+  np.testing.assert_allclose(out[0], images[0, :, ::-1], atol=1e-6)
+  np.testing.assert_allclose(out[1], images[1, ::-1] + 0.1, atol=1e-6)
+  mean = images[2].mean()
+  np.testing.assert_allclose(out[2], (images[2] - mean) * 0.5 + mean, atol=1e-6)
+
+
+def test_each_epoch_is_a_new_permutation_of_the_training_set(breast):
+  size = len(breast.sources['train'])
+  assert size == 546  # 13 batches of 42 make one epoch
+  loader = iter(pipeline.train_batches(breast.sources['train'], breast.task, small_config().data,
+                                       global_batch_size=42, seed=0))
+  epochs = [np.concatenate([next(loader)['index'] for _ in range(13)]) for _ in range(2)]
+  for epoch in epochs:
+    np.testing.assert_array_equal(np.sort(epoch), np.arange(size))
+  assert not np.array_equal(epochs[0], epochs[1])
+
+
+def test_processes_share_the_global_batch_and_its_augmentation(breast):
+  config = small_config().data
+  config.augment = _augment_config()
+
+  def batches(process_index, process_count):
+    loader = iter(pipeline.train_batches(breast.sources['train'], breast.task, config,
+                                         global_batch_size=12, seed=3,
+                                         process_index=process_index,
+                                         process_count=process_count))
+    return [next(loader) for _ in range(2)]
+
+  whole = batches(0, 1)
+  parts = [batches(p, 3) for p in range(3)]
+  for step in range(2):
+    for key in ('image', 'label', 'index'):
+      np.testing.assert_array_equal(
+          whole[step][key], np.concatenate([part[step][key] for part in parts]))
+
+
+def test_small_splits_are_held_in_memory_and_give_the_same_batches():
+  in_memory, on_disk = small_config().data, small_config().data
+  on_disk.in_memory_mib = 0.0
+  memory, disk = medjax.data.load(in_memory), medjax.data.load(on_disk)
+  assert isinstance(memory.sources['train'], sources.InMemorySource)
+  assert not isinstance(disk.sources['train'], sources.InMemorySource)
+  assert memory.task == disk.task
+  for config in (in_memory, on_disk):
+    config.augment = _augment_config()
+  first = [next(iter(pipeline.train_batches(dataset.sources['train'], dataset.task, config,
+                                            global_batch_size=8, seed=0)))
+           for dataset, config in ((memory, in_memory), (disk, on_disk))]
+  for key in first[0]:
+    np.testing.assert_array_equal(first[0][key], first[1][key])
+  np.testing.assert_array_equal(memory.sources['test'][5]['image'],
+                                disk.sources['test'][5]['image'])
 
 
 @pytest.mark.parametrize('batch_size,process_count', [(64, 1), (50, 1), (7, 3), (156, 2)])

@@ -13,6 +13,7 @@ from tests.conftest import TINY, run_cli
     (['--config.model.name=7'], None),
     (['--mode=serve'], 'serve'),
     (['--config.data.prefetch_batches=0'], 'data.prefetch_batches must be at least 1'),
+    (['--config.data.in_memory_mib=-1'], 'data.in_memory_mib must be >= 0'),
 ])
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
   result = run_cli('--config=configs/breast_cnn.py', f'--workdir={tmp_path}', *args)

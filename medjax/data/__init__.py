@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from medjax.data import medmnist
+from medjax.data import medmnist, sources as sources_lib
 from medjax.data.task import InputSpec, Task
 
 
@@ -21,7 +21,7 @@ class Dataset:
 
 
 def _class_counts(source, kind: str, num_classes: int) -> tuple[int, ...]:
-  labels = np.stack([np.asarray(source[i]['label']) for i in range(len(source))])
+  labels = sources_lib.read_all(source, keys=('label',))['label']
   counts = labels.sum(0) if kind == 'multilabel' else np.bincount(labels, minlength=num_classes)
   return tuple(int(c) for c in counts)
 
@@ -43,9 +43,12 @@ def _load_medmnist(dataset: str, data_config) -> Dataset:
         data_dir=prepared_dir, config=medmnist.config_name(dataset, data_config.image_size),
         file_format='array_record')
     builder.download_and_prepare()
-  sources = {split: builder.as_data_source(split=split) for split in medmnist.SPLITS}
   info = builder.builder_config.info
   size = data_config.image_size
+  example_bytes = size * size * info.channels + 16  # uint8 pixels, label and index
+  sources = {split: sources_lib.in_memory_if_small(builder.as_data_source(split=split),
+                                                   example_bytes, data_config.in_memory_mib)
+             for split in medmnist.SPLITS}
   task = Task(
       name=f'medmnist/{dataset}', kind=info.kind, label_names=info.label_names,
       class_counts=_class_counts(sources['train'], info.kind, len(info.label_names)),

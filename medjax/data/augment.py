@@ -1,11 +1,12 @@
-"""Per-example image augmentation in numpy, driven by `config.data.augment`.
+"""Image augmentation in numpy, a whole batch at a time, driven by `config.data.augment`.
 
-Each example gets its own `np.random.Generator` from grain (seeded by the
-pipeline seed and the example's position in the stream), so the same seed
-gives the same augmented images on every run and every host.
+`draw` takes every random number of a batch from one `np.random.Generator`
+(the pipeline seeds it with the run's seed and the global batch's number), so the
+same seed gives the same augmented images on every run and every host; `apply`
+then transforms the batch with vectorised numpy: one gather for all the affine
+resamplings instead of a Python call per image (see benchmarks/README.md).
 """
 import numpy as np
-from scipy import ndimage
 
 
 def is_identity(cfg) -> bool:
@@ -13,29 +14,56 @@ def is_identity(cfg) -> bool:
               or cfg.vertical_flip or cfg.brightness or cfg.contrast)
 
 
-def augment_image(image: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
-  """Random rotation, zoom and shift (one affine resampling), flips, brightness
-  and contrast for one float image of shape (H, W, C) with values in [0, 1]."""
-  height, width = image.shape[:2]
-  angle = np.deg2rad(rng.uniform(-cfg.rotation_degrees, cfg.rotation_degrees))
-  scale = rng.uniform(1.0 - cfg.zoom, 1.0 + cfg.zoom)
-  shift = rng.uniform(-cfg.translate, cfg.translate, size=2) * (height, width)
-  if angle or scale != 1.0 or shift.any():
+def draw(rng: np.random.Generator, count: int, cfg) -> dict[str, np.ndarray]:
+  """The random parameters of `count` examples, one row each (slice rows to share
+  one draw between the processes that hold parts of a batch)."""
+  return {
+      'angle': np.deg2rad(rng.uniform(-cfg.rotation_degrees, cfg.rotation_degrees, count)),
+      'scale': rng.uniform(1.0 - cfg.zoom, 1.0 + cfg.zoom, count),
+      'shift': rng.uniform(-cfg.translate, cfg.translate, (count, 2)),  # fraction of (H, W)
+      'horizontal_flip': rng.random(count) < (0.5 if cfg.horizontal_flip else 0.0),
+      'vertical_flip': rng.random(count) < (0.5 if cfg.vertical_flip else 0.0),
+      'contrast': rng.uniform(1.0 - cfg.contrast, 1.0 + cfg.contrast, count),
+      'brightness': rng.uniform(-cfg.brightness, cfg.brightness, count),
+  }
+
+
+def affine_resample(images: np.ndarray, matrices: np.ndarray,
+                    offsets: np.ndarray) -> np.ndarray:
+  """Bilinear resampling of images (N, H, W, C): output pixel o of image n samples
+  the input at  matrices[n] @ o + offsets[n]  (row, column), edges extended; the
+  same as `scipy.ndimage.affine_transform(order=1, mode='nearest')` per image."""
+  count, height, width = images.shape[:3]
+  grid = np.stack(np.meshgrid(np.arange(height), np.arange(width), indexing='ij'))
+  coords = np.einsum('nij,jhw->nihw', matrices, grid) + offsets[:, :, None, None]
+  rows = np.clip(coords[:, 0], 0, height - 1)
+  cols = np.clip(coords[:, 1], 0, width - 1)
+  row0, col0 = np.floor(rows).astype(np.intp), np.floor(cols).astype(np.intp)
+  row1, col1 = np.minimum(row0 + 1, height - 1), np.minimum(col0 + 1, width - 1)
+  row_weight = (rows - row0)[..., None].astype(images.dtype)
+  col_weight = (cols - col0)[..., None].astype(images.dtype)
+  n = np.arange(count)[:, None, None]
+  top = images[n, row0, col0] * (1 - col_weight) + images[n, row0, col1] * col_weight
+  bottom = images[n, row1, col0] * (1 - col_weight) + images[n, row1, col1] * col_weight
+  return top * (1 - row_weight) + bottom * row_weight
+
+
+def apply(images: np.ndarray, params: dict[str, np.ndarray], cfg) -> np.ndarray:
+  """Random rotation, zoom and shift (one affine resampling about the centre),
+  flips, contrast and brightness for float images (N, H, W, C) in [0, 1]."""
+  height, width = images.shape[1:3]
+  if cfg.rotation_degrees or cfg.zoom or cfg.translate:
     # Output pixel o samples the input at  matrix @ (o - centre) + centre - shift.
-    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-    matrix = np.array([[cos, -sin], [sin, cos]])
+    cos, sin = np.cos(params['angle']) / params['scale'], np.sin(params['angle']) / params['scale']
+    matrices = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
     centre = (np.array([height, width]) - 1) / 2.0
-    offset = centre - matrix @ centre - shift
-    image = np.stack([
-        ndimage.affine_transform(image[..., c], matrix, offset, order=1, mode='nearest')
-        for c in range(image.shape[-1])
-    ], axis=-1)
-  if cfg.horizontal_flip and rng.random() < 0.5:
-    image = image[:, ::-1]
-  if cfg.vertical_flip and rng.random() < 0.5:
-    image = image[::-1]
+    offsets = centre - matrices @ centre - params['shift'] * (height, width)
+    images = affine_resample(images, matrices, offsets)
+  images = np.where(params['horizontal_flip'][:, None, None, None], images[:, :, ::-1], images)
+  images = np.where(params['vertical_flip'][:, None, None, None], images[:, ::-1], images)
   if cfg.contrast:
-    image = (image - image.mean()) * rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) + image.mean()
+    means = images.mean(axis=(1, 2, 3), keepdims=True)
+    images = (images - means) * params['contrast'][:, None, None, None] + means
   if cfg.brightness:
-    image = image + rng.uniform(-cfg.brightness, cfg.brightness)
-  return np.clip(image, 0.0, 1.0).astype(np.float32)
+    images = images + params['brightness'][:, None, None, None]
+  return np.clip(images, 0.0, 1.0).astype(np.float32)

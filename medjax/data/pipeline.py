@@ -1,18 +1,19 @@
 """Grain input pipelines over random-access sources: training and evaluation.
 
-Training: an endless, seeded shuffle of the training split, augmented per
-example and batched, the same global batches for any number of processes (the
+Training: an endless, seeded shuffle of the training split, batched and
+augmented a batch at a time, the same global batches for any number of processes (the
 iterator's state is saved with each checkpoint). Evaluation: every example of a
 split exactly once, in file order, the last batch padded and marked with `mask
 == 0`.
 """
+import functools
 import os
 import sys
 
 import grain
 import numpy as np
 
-from medjax.data import augment
+from medjax.data import augment, sources
 from medjax.data.task import Task
 
 
@@ -23,35 +24,20 @@ def normalise_image(image: np.ndarray) -> np.ndarray:
   return (image.astype(np.float32) - 0.5) / 0.5
 
 
-def to_model_inputs(element, task: Task, augment_config=None, rng=None):
-  """One decoded example -> the batch vocabulary: float image in [-1, 1], label."""
-  image = np.asarray(element['image'])
-  if rng is not None and augment_config is not None:
-    image = augment.augment_image(image.astype(np.float32) / 255.0, rng, augment_config)
-  label = np.asarray(element['label'])
+def to_model_batch(examples: dict, task: Task, augment_config=None,
+                   augment_params=None) -> dict[str, np.ndarray]:
+  """Decoded examples stacked per feature -> the batch vocabulary: float images in
+  [-1, 1] (augmented when parameters are given), labels, indices, mask 1."""
+  images = examples['image']
+  if augment_params is not None:
+    images = augment.apply(images.astype(np.float32) / 255.0, augment_params, augment_config)
+  labels = examples['label']
   return {
-      'image': normalise_image(image),
-      'label': label.astype(np.float32) if task.multilabel else label.astype(np.int32),
-      'index': np.asarray(element['index'], np.int64),
-      'mask': np.float32(1.0),
+      'image': normalise_image(images),
+      'label': labels.astype(np.float32) if task.multilabel else labels.astype(np.int32),
+      'index': examples['index'].astype(np.int64),
+      'mask': np.ones(len(images), np.float32),
   }
-
-
-class _Preprocess(grain.transforms.Map):
-  def __init__(self, task):
-    self._task = task
-
-  def map(self, element):
-    return to_model_inputs(element, self._task)
-
-
-class _AugmentAndPreprocess(grain.transforms.RandomMap):
-  def __init__(self, task, augment_config):
-    self._task = task
-    self._augment = augment_config
-
-  def random_map(self, element, rng: np.random.Generator):
-    return to_model_inputs(element, self._task, self._augment, rng)
 
 
 def train_batches(source, task: Task, data_config, *, global_batch_size: int, seed: int,
@@ -59,10 +45,10 @@ def train_batches(source, task: Task, data_config, *, global_batch_size: int, se
   """This process's part of an endless stream of global training batches.
 
   The stream is defined globally: epoch e is a permutation of the training set
-  (seeded by `seed` and e), position g of the stream is augmented with a
-  generator seeded by g, and global batch b is positions [bB, (b + 1)B), of which
-  process p takes the p-th of P equal blocks. So 1 or P
-  processes (and any number of devices) train on the same global batches, and
+  drawn from a generator seeded by (seed, e), global batch b is positions [bB, (b + 1)B) of the
+  stream, augmented with parameters drawn for all B examples from a generator
+  seeded by (seed, b), and process p takes the p-th of P equal blocks of it. So 1
+  or P processes (and any number of devices) train on the same global batches, and
   the iterator's state (`get_state()`, a small dict) resumes it exactly.
 
   `data_config.prefetch_batches` batches are prepared ahead, by as many threads (at
@@ -74,22 +60,33 @@ def train_batches(source, task: Task, data_config, *, global_batch_size: int, se
   if global_batch_size % process_count:
     raise ValueError(f'batch size {global_batch_size} is not divisible by the '
                      f'{process_count} processes')
-  stream = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
-  if augment.is_identity(data_config.augment):
-    stream = stream.map(_Preprocess(task))
-  else:
-    stream = stream.random_map(_AugmentAndPreprocess(task, data_config.augment), seed=seed)
+  num_examples = len(source)
   local_size = global_batch_size // process_count
+  mine = slice(process_index * local_size, (process_index + 1) * local_size)
+  augmenting = not augment.is_identity(data_config.augment)
 
-  def global_position(k):  # local position k -> its position in the global stream
-    return (k // local_size) * global_batch_size + process_index * local_size + k % local_size
+  @functools.lru_cache(maxsize=2)  # the epochs of the batches being prepared
+  def epoch_order(epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
-  local = grain.MapDataset.range(sys.maxsize // global_batch_size * local_size).map(
-      lambda k: stream[global_position(k)])
+  def local_batch(batch_number: int) -> dict[str, np.ndarray]:
+    first = batch_number * global_batch_size + mine.start
+    epochs, offsets = np.divmod(np.arange(first, first + local_size), num_examples)
+    indices = np.concatenate([epoch_order(epoch)[offsets[epochs == epoch]]
+                              for epoch in np.unique(epochs)])
+    examples = sources.read_batch(source, indices)
+    params = None
+    if augmenting:
+      rng = np.random.default_rng([seed, batch_number])
+      params = {name: values[mine] for name, values in
+                augment.draw(rng, global_batch_size, data_config.augment).items()}
+    return to_model_batch(examples, task, data_config.augment, params)
+
   ahead = data_config.prefetch_batches
   read_options = grain.ReadOptions(num_threads=min(ahead, os.cpu_count() or 1),
                                    prefetch_buffer_size=ahead)
-  return local.batch(local_size, drop_remainder=True).to_iter_dataset(read_options)
+  return grain.MapDataset.range(sys.maxsize // global_batch_size).map(
+      local_batch).to_iter_dataset(read_options)
 
 
 def eval_batches(source, task: Task, *, batch_size: int, process_index: int = 0,
@@ -105,10 +102,7 @@ def eval_batches(source, task: Task, *, batch_size: int, process_index: int = 0,
   num_batches = max(1, -(-per_process // batch_size))
   for start in range(0, num_batches * batch_size, batch_size):
     chunk = indices[start:start + batch_size]
-    examples = [to_model_inputs(source[int(i)], task) for i in chunk]
-    padding = batch_size - len(examples)
-    if padding:
-      filler = to_model_inputs(source[0], task)
-      filler['mask'] = np.float32(0.0)
-      examples += [filler] * padding
-    yield {key: np.stack([example[key] for example in examples]) for key in examples[0]}
+    padding = batch_size - len(chunk)
+    batch = to_model_batch(sources.read_batch(source, np.pad(chunk, (0, padding))), task)
+    batch['mask'][len(chunk):] = 0.0
+    yield batch

@@ -25,7 +25,7 @@ from jax.experimental import multihost_utils
 
 from medjax import (checkpoint, data, evaluation, explain, files, metrics, models, parallel,
                     report)
-from medjax.data import pipeline
+from medjax.data import pipeline, sources
 from medjax.train import step as steps
 from medjax.train.log import MetricWriter
 from medjax.train.state import TrainState, make_optimizer
@@ -212,8 +212,8 @@ def write_saliency(experiment: Experiment, state, outputs, result, out_dir):
   if not chosen:
     return
   source = experiment.dataset.sources[result['split']]
-  images = np.stack([pipeline.to_model_inputs(source[position], task)['image']
-                     for position, _, _ in chosen])
+  images = pipeline.normalise_image(
+      sources.read_batch(source, [position for position, _, _ in chosen])['image'])
   classes = np.asarray([target for _, _, target in chosen])
   variables = steps.model_variables(state)
   options = saliency_options(config)
