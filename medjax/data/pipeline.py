@@ -1,8 +1,8 @@
 """Grain input pipelines over random-access sources: training and evaluation.
 
 Training: an endless, seeded shuffle of the training split, batched and
-augmented a batch at a time, the same global batches for any number of processes (the
-iterator's state is saved with each checkpoint). Evaluation: every example of a
+augmented a batch at a time, the same global batches for any number of processes
+(the iterator's state is saved with each checkpoint). Evaluation: every example of a
 split exactly once, in file order, the last batch padded and marked with `mask
 == 0`.
 """
@@ -45,11 +45,11 @@ def train_batches(source, task: Task, data_config, *, global_batch_size: int, se
   """This process's part of an endless stream of global training batches.
 
   The stream is defined globally: epoch e is a permutation of the training set
-  drawn from a generator seeded by (seed, e), global batch b is positions [bB, (b + 1)B) of the
-  stream, augmented with parameters drawn for all B examples from a generator
-  seeded by (seed, b), and process p takes the p-th of P equal blocks of it. So 1
-  or P processes (and any number of devices) train on the same global batches, and
-  the iterator's state (`get_state()`, a small dict) resumes it exactly.
+  drawn from a generator seeded by (seed, e); global batch b is positions
+  [bB, (b + 1)B) of the stream, augmented with parameters drawn for all B examples
+  from a generator seeded by (seed, b); process p takes the p-th of P equal blocks
+  of it. So 1 or P processes (and any number of devices) train on the same global
+  batches, and the iterator's state (`get_state()`, a small dict) resumes it exactly.
 
   `data_config.prefetch_batches` batches are prepared ahead, by as many threads (at
   most one per CPU). grain's defaults (16 threads, 500 batches ahead) would fill
