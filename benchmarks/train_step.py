@@ -11,6 +11,7 @@ of the compile (HLO passes, then LLVM code generation: "Compiling ... using JIT"
 real training batch; data loading is not timed.
 """
 import json
+import re
 import statistics
 import sys
 import time
@@ -60,6 +61,8 @@ def main(_):
       'trace_seconds': round(traced_at - trace_started, 2),
       'lower_seconds': round(lowered_at - traced_at, 2),
       'xla_compile_seconds': round(compiled_at - lowered_at, 2),
+      # Each fusion is a kernel LLVM generates: most of the XLA compile time on a CPU.
+      'xla_fusions': len(re.findall(r'kind=k[A-Z]', train_step.as_text())),
       'median_step_seconds': round(median, 4),
       'images_per_second': round(config.train.batch_size / median, 1)}))
 
