@@ -196,6 +196,11 @@ def test_each_epoch_is_a_new_permutation_of_the_training_set(breast):
   for epoch in epochs:
     np.testing.assert_array_equal(np.sort(epoch), np.arange(size))
   assert not np.array_equal(epochs[0], epochs[1])
+  # The stream does not depend on the batch size: batches of 40 cross into epoch 1.
+  loader = iter(pipeline.train_batches(breast.sources['train'], breast.task, small_config().data,
+                                       global_batch_size=40, seed=0))
+  crossing = np.concatenate([next(loader)['index'] for _ in range(14)])
+  np.testing.assert_array_equal(crossing, np.concatenate(epochs)[:560])
 
 
 def test_processes_share_the_global_batch_and_its_augmentation(breast):
