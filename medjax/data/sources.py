@@ -22,19 +22,15 @@ class InMemorySource:
   def __len__(self) -> int:
     return self._length
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    if not -self._length <= index < self._length:
-      raise IndexError(f'example {index} of a split of {self._length}')
+  def __getitem__(self, index) -> dict[str, np.ndarray]:
+    """One example (an int; IndexError past the end) or a batch (an index array)."""
     return {key: values[index] for key, values in self.arrays.items()}
-
-  def read_batch(self, indices) -> dict[str, np.ndarray]:
-    return {key: values[indices] for key, values in self.arrays.items()}
 
 
 def read_batch(source: Any, indices: Sequence[int]) -> dict[str, np.ndarray]:
   """The examples at `indices`, stacked per feature."""
   if isinstance(source, InMemorySource):
-    return source.read_batch(np.asarray(indices, np.intp))
+    return source[np.asarray(indices, np.intp)]
   examples = [source[int(i)] for i in indices]
   return {key: np.stack([np.asarray(example[key]) for example in examples])
           for key in examples[0]}
