@@ -7,11 +7,14 @@ stem (see configs/pneumonia_resnet18.py); on BreastMNIST the ResNet-18 uses MedM
 'cifar' stem (configs/breast_resnet18.py), and `breast/resnet18_stride2` keeps the
 stride2 recipe it replaced as a stem ablation. The breast ResNet-50 keeps the stride2
 recipe: with the cifar stem it would cost about 4x as much (hours per run on a 2-core
-CPU), so compare it with `breast/resnet18_stride2`. The other models change only the
+CPU), so it is compared with `breast/resnet18_stride2`. The other models change only the
 model fields (and, for the ViT, the optimiser settings of configs/breast_vit.py).
 
-COMMAND: python -m medjax.ablate experiments/medmnist_v2.py --workdir=workdirs/medmnist_v2
-(in parts: add --only='*/resnet18', then --only='*/cnn', ...; finished runs are skipped)
+COMMAND: python -m medjax.ablate experiments/medmnist_v2.py --workdir=workdirs/medmnist_v2 \
+  --publish=experiments/results/medmnist_v2/runs
+(in parts: add --only='*/resnet18', then --only='*/cnn', ...; finished runs are skipped.
+On a new machine, first `cp -r experiments/results/medmnist_v2/runs/. workdirs/medmnist_v2/`:
+the published runs then count as finished.)
 """
 from medjax import config as config_lib
 from medjax.sweep import Sweep, Variant
@@ -43,7 +46,7 @@ def get_sweep():
           Variant('breast/resnet18', config=BREAST_RESNET),
           Variant('breast/resnet18_stride2', BREAST_STRIDE2, config=BREAST_RESNET),
           Variant('breast/resnet50', {**BREAST_STRIDE2, 'model.resnet.depth': 50},
-                  config=BREAST_RESNET),
+                  config=BREAST_RESNET, baseline='breast/resnet18_stride2'),
           Variant('breast/cnn', config='configs/breast_cnn.py'),
           Variant('breast/vit', config='configs/breast_vit.py'),
       ),

@@ -5,6 +5,7 @@
   python -m medjax.ablate experiments/medmnist_v2.py --workdir=... --only='breast/*'
   python -m medjax.ablate experiments/medmnist_v2.py --workdir=... --dry-run
   python -m medjax.ablate experiments/medmnist_v2.py --workdir=... --report-only
+  python -m medjax.ablate experiments/medmnist_v2.py --workdir=... --publish=experiments/results/X
 
 Each run is an ordinary `python -m medjax.experiment` process writing
 `<workdir>/<variant>/seed<k>/` (its output in `run.log` there). Finished runs
@@ -13,6 +14,12 @@ was; a half-done run resumes from its checkpoint. A failing run is reported and
 the others go on. `results.md`, `results.csv` and `results.png` are rebuilt from
 the finished runs at the end. Exit code: 0 when every run finished, 1 when some
 failed, 2 for a bad sweep file or flag.
+
+`--publish=DIR` then copies what the table is built from (each finished run's training
+summary, test metrics and test predictions; no checkpoints or config) into DIR in the
+same layout and writes the results there too: a folder to commit, from which
+`--report-only --workdir=DIR` rebuilds the table, and which, copied into a fresh
+workdir, lets a sweep continue on another machine without rerunning those runs.
 """
 import concurrent.futures
 import fnmatch
@@ -32,6 +39,8 @@ _JOBS = flags.DEFINE_integer('jobs', 1, 'runs at the same time (each a separate 
 _ONLY = flags.DEFINE_list('only', [], 'run only variants matching these glob patterns')
 _DRY_RUN = flags.DEFINE_bool('dry-run', False, 'list the runs and their state; run nothing')
 _REPORT_ONLY = flags.DEFINE_bool('report-only', False, 'rebuild the results from finished runs')
+_PUBLISH = flags.DEFINE_string('publish', None, "also copy the finished runs' results (no "
+                               'checkpoints) into this folder and tabulate them there')
 
 USAGE_EXIT_CODE = 2
 
@@ -85,6 +94,8 @@ def main(argv):
   except sweep_lib.SweepError as error:
     _fail(str(error))
   workdir = pathlib.Path(_WORKDIR.value)
+  if _PUBLISH.value and pathlib.Path(_PUBLISH.value).resolve() == workdir.resolve():
+    _fail('--publish must name another folder than --workdir')
   all_runs = sweep_lib.runs(sweep, workdir)
   chosen = [run for run in all_runs
             if not _ONLY.value or any(fnmatch.fnmatch(run.variant.name, p) for p in _ONLY.value)]
@@ -101,7 +112,15 @@ def main(argv):
     print(f'{len(chosen) - len(pending)} of {len(chosen)} runs already finished; '
           f'running {len(pending)} with {_JOBS.value} job(s)', file=sys.stderr, flush=True)
     failed = {name: code for name, code in run_all(pending, _JOBS.value).items() if code}
-  written = sweep_report.write(sweep, all_runs, workdir, source=argv[1])
+  command = f'python -m medjax.ablate {argv[1]} --workdir={workdir}'
+  if _PUBLISH.value:
+    command += f' --publish={_PUBLISH.value}'
+  written = sweep_report.write(sweep, all_runs, workdir, argv[1], command)
+  if _PUBLISH.value:
+    published_runs = sweep_lib.runs(sweep, _PUBLISH.value)
+    count = sweep_report.publish(all_runs, published_runs)
+    print(f'published {count} finished run(s) to {_PUBLISH.value}', file=sys.stderr)
+    written += sweep_report.write(sweep, published_runs, _PUBLISH.value, argv[1], command)
   print(f'results: {", ".join(str(path) for path in written)}', file=sys.stderr)
   if failed:
     print(f'{len(failed)} run(s) failed: {", ".join(sorted(failed))}', file=sys.stderr)

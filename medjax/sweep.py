@@ -28,10 +28,13 @@ from configs import common
 @dataclasses.dataclass(frozen=True)
 class Variant:
   """One arm of the sweep: `overrides` (dotted config field -> value) applied to
-  `config` (a config file; the sweep's base when empty)."""
+  `config` (a config file; the sweep's base when empty). `baseline` names the variant
+  it is compared with where that is not its data set's baseline (e.g. the one that
+  differs from it in a single field)."""
   name: str
   overrides: dict = dataclasses.field(default_factory=dict)
   config: str = ''
+  baseline: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +129,8 @@ def check(sweep: Sweep, source) -> None:
     config_file = variant.config or sweep.base
     if not pathlib.Path(config_file).is_file():
       raise SweepError(f'{source}: variant {variant.name!r}: config file {config_file} not found')
-  unknown = sorted(set(sweep.baselines) - set(names))
+  unknown = sorted((set(sweep.baselines) | {v.baseline for v in sweep.variants if v.baseline})
+                   - set(names))
   if unknown:
     raise SweepError(f'{source}: baseline {unknown} is not a variant')
   if not sweep.seeds:

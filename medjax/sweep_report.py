@@ -25,6 +25,11 @@ from medjax import clinical, files, report  # noqa: E402
 TABLE_METRICS = ('auc', 'accuracy', 'sensitivity', 'specificity', 'ece')
 COLUMN_NAMES = {'auc': 'AUC', 'accuracy': 'ACC', 'ece': 'ECE'}
 CONFIDENCE = 0.95
+# What this report reads of a run: all that a published run keeps, and enough for
+# `--report-only` to tabulate it and for the runner to count it as finished. Not the
+# run's config.json: it names this machine's data folder (the sweep file and the
+# commit say what was run).
+RUN_FILES = ('train_summary.json', 'eval/test/metrics.json', 'eval/test/predictions.csv')
 
 
 def run_values(run) -> dict | None:
@@ -119,6 +124,7 @@ def collect(sweep, runs) -> list[dict]:
   data_of = {name: next((v['data'] for v in values.values() if v), '')
              for name, values in finished.items()}
   baseline_of_data = {data_of[name]: name for name in sweep.baselines}
+  variant_of = {variant.name: variant for variant in sweep.variants}
   rows = []
   for name, by_seed in grouped.items():
     done = [v for v in finished[name].values() if v]
@@ -129,10 +135,11 @@ def collect(sweep, runs) -> list[dict]:
         {m for v in done for m in v['values']} - set(TABLE_METRICS))
     row['metrics'] = {m: summarise([v['values'].get(m) for v in done]) for m in metric_names
                       if any(m in v['values'] for v in done)}
-    baseline = baseline_of_data.get(data_of[name])
-    if baseline and baseline != name and done:
-      row['baseline'] = baseline
-      row['comparison'] = compare(by_seed, grouped[baseline])
+    baseline = variant_of[name].baseline or baseline_of_data.get(data_of[name])
+    comparison = (compare(by_seed, grouped[baseline])
+                  if baseline and baseline != name and done else None)
+    if comparison and comparison['paired_seeds']:
+      row['baseline'], row['comparison'] = baseline, comparison
     row['reference'] = sweep.reference.get(name, {})
     rows.append(row)
   return rows
@@ -152,14 +159,14 @@ def _p(value: float) -> str:
   return '-' if np.isnan(value) else ('<0.001' if value < 0.001 else f'{value:.3f}')
 
 
-def markdown(sweep, rows, runs, source: str, workdir) -> str:
-  lines = [f'# Results of {source}', '',
-           f'Reproduce: `python -m medjax.ablate {source} --workdir={workdir}`', '',
+def markdown(sweep, rows, runs, source: str, command: str) -> str:
+  lines = [f'# Results of {source}', '', f'Reproduce: `{command}`', '',
            f'Test split. Each cell: mean ± standard deviation over the finished seeds '
            f'[{CONFIDENCE:.0%} t interval of the mean]. AUC is the ROC AUC, accuracy the '
            'argmax accuracy; sensitivity and specificity are at the operating point chosen on '
            'the validation split; ECE is the expected calibration error. Comparisons are '
-           'with the baseline of the same data set: difference of mean AUC, paired t-test '
+           'with the baseline of the same data set (or the variant named in the cell): '
+           'difference of mean AUC, paired t-test '
            'over seeds, and DeLong\'s test on the seed-averaged test probabilities (binary '
            'tasks).', '']
   reference = bool(sweep.reference)
@@ -178,7 +185,8 @@ def markdown(sweep, rows, runs, source: str, workdir) -> str:
     cells.append(f'{row["train_seconds"]["mean"]:.0f}' if row['finished'] else '-')
     comparison = row.get('comparison')
     if comparison:
-      cells += [f'{comparison["auc_difference"]:+.3f}', _p(comparison['ttest_p']),
+      named = '' if row['baseline'] in sweep.baselines else f' (vs {row["baseline"]})'
+      cells += [f'{comparison["auc_difference"]:+.3f}{named}', _p(comparison['ttest_p']),
                 _p(comparison['delong_p'])]
     else:
       cells += ['(baseline)' if row['variant'] in sweep.baselines else '-', '-', '-']
@@ -246,12 +254,32 @@ def bar_plot(rows, path):
   report.save_figure(figure, path)
 
 
-def write(sweep, runs, workdir, source: str) -> list[pathlib.Path]:
-  """Writes results.md, results.csv and results.png into `workdir`; returns their paths."""
+def write(sweep, runs, workdir, source: str, command: str) -> list[pathlib.Path]:
+  """Writes results.md (which names `command` as the way to reproduce it), results.csv
+  and results.png into `workdir`; returns their paths."""
   workdir = pathlib.Path(workdir)
   rows = collect(sweep, runs)
   paths = [workdir / 'results.md', workdir / 'results.csv', workdir / 'results.png']
-  files.write_text_atomic(paths[0], markdown(sweep, rows, runs, source, workdir))
+  files.write_text_atomic(paths[0], markdown(sweep, rows, runs, source, command))
   files.write_text_atomic(paths[1], csv_text(rows))
   bar_plot(rows, paths[2])
   return paths
+
+
+def publish(runs, published_runs) -> int:
+  """Copies the RUN_FILES of each finished run in `runs` to the run of the same name in
+  `published_runs` (the sweep laid out in another folder); returns how many it copied.
+
+  A published folder is small enough to commit, and it survives the machine: the
+  table can be rebuilt from it, and a sweep continued from a copy of it skips its runs.
+  """
+  destination_of = {run.name: run for run in published_runs}
+  copied = 0
+  for run in runs:
+    if not run.finished:
+      continue
+    for name in RUN_FILES:
+      if (run.workdir / name).exists():
+        files.copy_atomic(run.workdir / name, destination_of[run.name].workdir / name)
+    copied += 1
+  return copied

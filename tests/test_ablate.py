@@ -1,9 +1,11 @@
 """Sweeps: a tiny sweep end to end, skipping finished runs, failures, and the statistics."""
 import csv
+import dataclasses
 import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -125,6 +127,64 @@ def test_rerunning_skips_finished_runs_and_report_only_rebuilds(swept):
   assert result.returncode == 0 and (folder / 'out' / 'results.md').exists()
 
 
+def _table_rows(path) -> list[str]:
+  return [line for line in path.read_text().splitlines() if line.startswith('| ')]
+
+
+def test_published_runs_rebuild_the_table_and_accumulate(swept, tmp_path):
+  folder, _ = swept
+  published = tmp_path / 'published'
+  result = run_ablate(str(folder / 'tiny.py'), f'--workdir={folder / "out"}', '--report-only',
+                      f'--publish={published}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'published 4 finished run(s)' in result.stderr
+  kept = sorted(str(path.relative_to(published)) for path in published.rglob('*')
+                if path.is_file() and 'seed' in str(path))
+  assert kept == sorted(f'{v}/seed{s}/{name}' for v in ('lr1e-3', 'lr1e-2') for s in (0, 1)
+                        for name in sweep_report.RUN_FILES)
+  assert _table_rows(published / 'results.md') == _table_rows(folder / 'out' / 'results.md')
+  # Another machine's workdir holding only some runs publishes into the same folder:
+  # the runs published before stay, and so does their row.
+  partial = tmp_path / 'partial'
+  shutil.copytree(folder / 'out' / 'lr1e-3', partial / 'lr1e-3')
+  result = run_ablate(str(folder / 'tiny.py'), f'--workdir={partial}', '--report-only',
+                      f'--publish={published}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '| 0/2 |' in next(r for r in _table_rows(partial / 'results.md') if '| lr1e-2' in r)
+  assert _table_rows(published / 'results.md') == _table_rows(folder / 'out' / 'results.md')
+  # A sweep continued from a copy of the published folder counts its runs as finished.
+  result = run_ablate(str(folder / 'tiny.py'), f'--workdir={published}', '--only=lr*',
+                      '--dry-run')
+  assert all(line.split('\t')[1] == 'finished' for line in result.stdout.splitlines())
+  result = run_ablate(str(folder / 'tiny.py'), f'--workdir={published}', f'--publish={published}')
+  assert result.returncode == 2 and 'another folder than --workdir' in result.stderr
+
+
+def test_a_variant_can_name_its_own_baseline(swept):
+  folder, _ = swept
+  loaded = sweep.load(folder / 'tiny.py')
+  by_name = {v.name: v for v in loaded.variants}
+  renamed = dataclasses.replace(
+      loaded, variants=(by_name['lr1e-3'], by_name['lr1e-2'], by_name['broken'],
+                        dataclasses.replace(by_name['lr1e-3'], name='lr1e-3-again',
+                                            baseline='lr1e-2'),
+                        dataclasses.replace(by_name['lr1e-3'], name='lr1e-3-vs-broken',
+                                            baseline='broken')))
+  runs = sweep.runs(renamed, folder / 'out')
+  runs = [dataclasses.replace(run, workdir=folder / 'out' / 'lr1e-3' / f'seed{run.seed}')
+          if run.variant.name.startswith('lr1e-3-') else run for run in runs]
+  rows = {row['variant']: row for row in sweep_report.collect(renamed, runs)}
+  assert rows['lr1e-2']['baseline'] == 'lr1e-3'  # the data set's baseline
+  assert rows['lr1e-3-again']['baseline'] == 'lr1e-2'
+  assert (rows['lr1e-3-again']['comparison']['auc_difference'] ==
+          pytest.approx(-rows['lr1e-2']['comparison']['auc_difference']))
+  assert 'comparison' not in rows['lr1e-3-vs-broken']  # its baseline finished no run
+  table = sweep_report.markdown(renamed, list(rows.values()), runs, 'tiny.py', 'command')
+  row_of = {line.split(' | ')[0][2:]: line for line in table.splitlines() if line.startswith('| ')}
+  assert '(vs lr1e-2)' in row_of['lr1e-3-again']
+  assert row_of['lr1e-3-vs-broken'].endswith('| - | - | - |')
+
+
 @pytest.mark.parametrize('text,message', [
     ('x = 1\n', 'defines no get_sweep()'),
     ('from medjax.sweep import Sweep, Variant\n'
@@ -139,6 +199,10 @@ def test_rerunning_skips_finished_runs_and_report_only_rebuilds(swept):
      'def get_sweep():\n'
      "  return Sweep(base='configs/breast_cnn.py', variants=(Variant('a'),), baseline='b')\n",
      "baseline ['b'] is not a variant"),
+    ('from medjax.sweep import Sweep, Variant\n'
+     'def get_sweep():\n'
+     "  return Sweep(base='configs/breast_cnn.py', variants=(Variant('a', baseline='c'),))\n",
+     "baseline ['c'] is not a variant"),
 ])
 def test_bad_sweep_files_are_refused(tmp_path, monkeypatch, text, message):
   monkeypatch.chdir(REPO)
