@@ -54,6 +54,10 @@ class Sweep:
     return (self.baseline,) if isinstance(self.baseline, str) else tuple(self.baseline)
 
 
+# A run is finished once its test metrics are written (the experiment's last output).
+TEST_METRICS_FILE = 'eval/test/metrics.json'
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
   variant: Variant
@@ -73,7 +77,7 @@ class Run:
 
   @property
   def finished(self) -> bool:
-    return (self.workdir / 'eval' / 'test' / 'metrics.json').exists()
+    return (self.workdir / TEST_METRICS_FILE).exists()
 
 
 def _flag_value(value) -> str:

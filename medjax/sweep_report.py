@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from medjax import clinical, files, report  # noqa: E402
+from medjax.sweep import TEST_METRICS_FILE  # noqa: E402
 
 # Columns of results.md: the headline AUC and argmax accuracy (what papers report),
 # then the operating-point metrics and calibration of the clinical report.
@@ -29,18 +30,20 @@ CONFIDENCE = 0.95
 # `--report-only` to tabulate it and for the runner to count it as finished. Not the
 # run's config.json: it names this machine's data folder (the sweep file and the
 # commit say what was run).
-RUN_FILES = ('train_summary.json', 'eval/test/metrics.json', 'eval/test/predictions.csv')
+SUMMARY_FILE = 'train_summary.json'
+TEST_PREDICTIONS_FILE = 'eval/test/predictions.csv'
+RUN_FILES = (SUMMARY_FILE, TEST_METRICS_FILE, TEST_PREDICTIONS_FILE)
 
 
 def run_values(run) -> dict | None:
   """The test metrics, training time and size of a finished run (None if unfinished)."""
   if not run.finished:
     return None
-  result = json.loads((run.workdir / 'eval' / 'test' / 'metrics.json').read_text())
+  result = json.loads((run.workdir / TEST_METRICS_FILE).read_text())
   values = {name: result[name] for name in ('auc', 'accuracy', 'loss')}
   for name, entry in result.get('metrics', {}).items():
     values.setdefault(name, entry['value'])
-  summary_file = run.workdir / 'train_summary.json'
+  summary_file = run.workdir / SUMMARY_FILE
   train_seconds = (json.loads(summary_file.read_text())['train_seconds']
                    if summary_file.exists() else float('nan'))
   return {'values': values, 'data': result['data'], 'num_params': result['num_params'],
@@ -64,7 +67,7 @@ def summarise(values, confidence: float = CONFIDENCE) -> dict:
 
 def read_predictions(run) -> dict:
   """{'index', 'label' (strings), 'probs'} of a run's test predictions, sorted by index."""
-  with open(run.workdir / 'eval' / 'test' / 'predictions.csv', newline='') as f:
+  with open(run.workdir / TEST_PREDICTIONS_FILE, newline='') as f:
     rows = sorted(csv.DictReader(f), key=lambda row: int(row['index']))
   prob_columns = [key for key in rows[0] if key.startswith('prob_')]
   return {'index': np.asarray([int(row['index']) for row in rows]),
