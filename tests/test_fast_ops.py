@@ -46,21 +46,24 @@ def test_dilated_convolution_falls_back_to_lax():
   np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize('window,size', [(2, 28), (2, 7), (3, 8), (3, 9), (3, 2)])
-def test_max_pool_matches_flax_including_ties(window, size):
+@pytest.mark.parametrize('window,stride,size', [
+    (2, 2, 28), (2, 2, 7), (3, 3, 8), (3, 2, 8), (3, 2, 9), (3, 2, 2)])
+def test_max_pool_matches_flax_including_ties(window, stride, size):
   # Rounded values make many ties: the gradient must go to the same (first) position.
   x = jnp.round(2 * jax.random.normal(jax.random.key(0), (2, size, size, 3)))
-  weights = jax.random.normal(jax.random.key(1), (size + 1) // 2 * ((size + 1) // 2) * 3)
+  out_size = -(-size // stride)
+  weights = jax.random.normal(jax.random.key(1), out_size * out_size * 3)
+  pool_args = ((window,) * 2, (stride,) * 2)
 
   def loss(pool, x):
     y = pool(x)
     return jnp.sum(y.reshape(2, -1) * weights), y
 
   (_, ref), ref_grad = jax.value_and_grad(
-      lambda x: loss(lambda x: nn.max_pool(x, (window,) * 2, strides=(2, 2), padding='SAME'),
-                     x), has_aux=True)(x)
+      lambda x: loss(lambda x: nn.max_pool(x, *pool_args, padding='SAME'), x),
+      has_aux=True)(x)
   (_, out), grad = jax.jit(jax.value_and_grad(
-      lambda x: loss(lambda x: max_pool(x, (window,) * 2, (2, 2)), x), has_aux=True))(x)
+      lambda x: loss(lambda x: max_pool(x, *pool_args), x), has_aux=True))(x)
   assert int(jnp.sum(ref_grad != 0)) > 0
   np.testing.assert_array_equal(out, ref)
   # Overlapping windows add up in another order: equal to rounding, where a tie sent

@@ -48,6 +48,35 @@ def _max_pool_forward(x, window, strides):
 def _max_pool_backward(window, strides, residuals, grad):
   x, out = residuals
   padded, pads = _padded(x, window, strides)
+  if tuple(window) == tuple(strides):
+    grad_padded = _tiled_window_gradient(padded, out, grad, window)
+  else:
+    grad_padded = _overlapping_window_gradient(padded, out, grad, window, strides)
+  (top, _), (left, _) = pads
+  return (grad_padded[:, top:top + x.shape[1], left:left + x.shape[2]],)
+
+
+def _tiled_window_gradient(padded, out, grad, window):
+  """Windows that tile the padded input (window == strides): a broadcast select.
+
+  With 'SAME' padding the padded input is exactly (out_h*kh, out_w*kw), so it reshapes
+  to (batch, out_h, kh, out_w, kw, channels) and each window is one (kh, kw) block: no
+  interior padding and no sum, one elementwise pass that XLA fuses with its neighbours.
+  """
+  kh, kw = window
+  batch, out_h, out_w, channels = out.shape
+  # The row-major position in its window of each output's first maximum (kh*kw: none).
+  first = jnp.full(out.shape, kh * kw, jnp.int32)
+  for (i, j), view in reversed(list(_views(padded, window, window))):
+    first = jnp.where(view == out, i * kw + j, first)
+  position = (jnp.arange(kh)[:, None] * kw + jnp.arange(kw)).reshape(1, 1, kh, 1, kw, 1)
+  blocks = jnp.where(position == first[:, :, None, :, None, :],
+                     grad[:, :, None, :, None, :], jnp.zeros((), grad.dtype))
+  return blocks.reshape(batch, out_h * kh, out_w * kw, channels)
+
+
+def _overlapping_window_gradient(padded, out, grad, window, strides):
+  """The transpose of select-and-scatter as a sum of interior-padded selections."""
   taken = jnp.zeros(out.shape, bool)
   grad_padded = jnp.zeros_like(padded)
   zero = jnp.zeros((), grad.dtype)
@@ -60,8 +89,7 @@ def _max_pool_backward(window, strides, residuals, grad):
                  (j, padded.shape[2] - j - (view.shape[2] - 1) * strides[1] - 1,
                   strides[1] - 1), (0, 0, 0)]
     grad_padded = grad_padded + lax.pad(jnp.where(chosen, grad, zero), zero, placement)
-  (top, _), (left, _) = pads
-  return (grad_padded[:, top:top + x.shape[1], left:left + x.shape[2]],)
+  return grad_padded
 
 
 max_pool.defvjp(_max_pool_forward, _max_pool_backward)
