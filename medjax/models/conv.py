@@ -6,8 +6,12 @@ dot is fast. `conv_via_matmul` has the signature of `lax.conv_general_dilated`
 so it can be handed to `flax.linen.Conv(conv_general_dilated=...)`: the
 parameters stay exactly those of a plain `nn.Conv`. Only the 2-D, NHWC/HWIO,
 undilated, ungrouped case is rewritten; anything else goes to lax unchanged.
-The backward pass is a dot plus the transpose of strided slices (pad + add).
+The backward pass is two dots (see `_patch_matmul_backward`) plus the transpose
+of strided slices (pad + add).
 """
+import functools
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -44,7 +48,38 @@ def conv_via_matmul(lhs, rhs, window_strides, padding, lhs_dilation=None,
   ]
   patches = columns[0] if len(columns) == 1 else jnp.concatenate(columns, axis=-1)
   kernel = rhs.reshape(kernel_h * kernel_w * in_features, out_features)
+  return _patch_matmul(patches, kernel, precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _patch_matmul(patches, kernel, precision):
+  """patches (..., K) @ kernel (K, N)."""
   return jnp.dot(patches, kernel, precision=precision)
+
+
+def _patch_matmul_forward(patches, kernel, precision):
+  return _patch_matmul(patches, kernel, precision), (patches, kernel)
+
+
+def _patch_matmul_backward(precision, residuals, grad):
+  """The patch and kernel gradients as 2-D dots.
+
+  The kernel gradient contracts the long axis (batch x positions) of both operands.
+  Left to itself (autodiff of the dot), XLA has the dot read `grad` transposed and
+  fuses grad's producer (BatchNorm's and ReLU's backward) into that transposing
+  copy, which runs at a fraction of memory speed (18 ms of ResNet-18's step for one
+  64-channel map at 28 px). Behind the barrier, grad is written once in its own
+  layout and the dot reads it as it is. Same values as autodiff of the dot.
+  """
+  patches, kernel = residuals
+  grad_patches = jnp.dot(grad, kernel.T, precision=precision)
+  grad = lax.optimization_barrier(grad)
+  grad_kernel = jnp.dot(patches.reshape(-1, kernel.shape[0]).T,
+                        grad.reshape(-1, kernel.shape[1]), precision=precision)
+  return grad_patches, grad_kernel
+
+
+_patch_matmul.defvjp(_patch_matmul_forward, _patch_matmul_backward)
 
 
 CONV_IMPLS = {'matmul': conv_via_matmul, 'lax': lax.conv_general_dilated}
