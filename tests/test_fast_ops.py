@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from medjax.models.conv import conv_via_matmul
+from medjax.models.conv import _kernel_gradient, conv_via_matmul
 from medjax.models.pool import max_pool
 
 DIMENSIONS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ('NHWC', 'HWIO', 'NHWC'))
@@ -35,6 +35,21 @@ def test_outputs_and_gradients_match_lax(kernel, strides, padding, size):
   np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
   for got, want in zip(grads, ref_grads):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize('rows,k,n', [
+    (512, 72, 4),    # tall, long: the two half-products
+    (511, 72, 4),    # odd rows: the plain dot
+    (512, 8, 16),    # wide: the plain dot
+    (64, 576, 128),  # short against its size: the plain dot
+])
+def test_kernel_gradient_equals_the_plain_product(rows, k, n):
+  kp, kg = jax.random.split(jax.random.key(2))
+  patches = jax.random.normal(kp, (rows, k))
+  grad = jax.random.normal(kg, (rows, n))
+  got = jax.jit(lambda p, g: _kernel_gradient(p, g, None))(patches, grad)
+  want = np.asarray(patches, np.float64).T @ np.asarray(grad, np.float64)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
 def test_dilated_convolution_falls_back_to_lax():
