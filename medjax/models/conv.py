@@ -84,7 +84,7 @@ def _kernel_gradient(patches, grad, precision):
 
   Where the kernel gradient is tall (K >= 2N) and M is long against its size, XLA's CPU
   dot runs this at about half the forward product's speed. There the two halves of M,
-  as a batch of two products grad^T @ patches (N, K), summed and transposed, are 1.2-1.8x
+  as a batch of two products grad^T @ patches (N, K), summed and transposed, are 1.1-1.8x
   faster; for wide or large kernel gradients they are slower, so those keep the plain
   dot. Both measured on 2 cores by `python -m benchmarks.conv` (the kernel-gradient
   rows), which can re-check the rule on another machine.
