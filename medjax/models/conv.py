@@ -80,7 +80,7 @@ def _patch_matmul_backward(precision, residuals, grad):
 
 
 def _kernel_gradient(patches, grad, precision):
-  """patches (M, K) transposed @ grad (M, N): a short, wide product over the long M axis.
+  """patches (M, K) transposed @ grad (M, N): both operands contracted over their long M axis.
 
   Where the kernel gradient is tall (K >= 2N) and M is long against its size, XLA's CPU
   dot runs this at about half the forward product's speed. There the two halves of M,
