@@ -9,8 +9,9 @@ blocks stay in the heap and the next step reuses them, and runs single-device CP
 computations on the calling thread (JAX's CPU async dispatch off): that thread
 allocates from glibc's main heap, where a large block can live. (A worker thread's
 arena cannot grow past 64 MiB and falls back to `mmap`; limiting glibc to one arena
-instead slowed XLA's multi-threaded compiler by seconds.) Measured effect:
-benchmarks/README.md, "Levers".
+instead slowed XLA's multi-threaded compiler by seconds.) Most steps then reuse their
+blocks; now and then one still gets fresh pages (tests/test_host_memory.py). Measured
+effect: benchmarks/README.md, "Levers".
 
 The price: the process keeps its peak heap until it exits, which suits a training or
 evaluation process; and on the CPU the host no longer runs ahead of a step (the input
