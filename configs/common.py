@@ -1,8 +1,10 @@
 """Shared defaults: every experiment config starts from `get_config()` here.
 
-The field names below are the public schema: a config or a `--config.x=...`
-override naming a field that is not here, or giving it a value of the wrong
-type, is refused before anything runs (`medjax.config.validate`).
+The core sections are here; each data family, modality and encoder contributes its
+own fields (`CONFIG` in its module, added by `medjax.registry`). Together they are
+the public schema: a config or a `--config.x=...` override naming a field that is
+not in it, or giving it a value of the wrong type, is refused before anything runs
+(`medjax.config.validate`).
 """
 import os
 
@@ -22,32 +24,20 @@ def get_config():
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = 'medmnist/breastmnist'  # <builder>/<config>
-  config.data.image_size = 28                 # MedMNIST: 28, 64, 128 or 224
-  config.data.data_dir = default_data_dir()   # raw files (npz), looked up before downloading
+  config.data.name = 'medmnist/breastmnist'  # <family>/<data set>
+  config.data.data_dir = default_data_dir()   # raw files, looked up before downloading
   config.data.prepared_dir = default_prepared_dir()  # TFDS ArrayRecord files, prepared once
   config.data.eval_batch_size = 256
   config.data.prefetch_batches = 8            # training batches prepared ahead (>= 1)
   config.data.in_memory_mib = 2048.0          # splits up to this size are decoded into memory once
-  config.data.augment = ml_collections.ConfigDict()
-  config.data.augment.rotation_degrees = 0.0  # uniform in [-r, r]
-  config.data.augment.zoom = 0.0              # scale uniform in [1 - z, 1 + z]
-  config.data.augment.translate = 0.0         # shift uniform in [-t, t] * size
-  config.data.augment.horizontal_flip = False
-  config.data.augment.vertical_flip = False
-  config.data.augment.brightness = 0.0        # additive, uniform in [-b, b] (pixels in [0, 1])
-  config.data.augment.contrast = 0.0          # factor uniform in [1 - c, 1 + c]
+  config.data.augment = ml_collections.ConfigDict()  # fields: one set per modality
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = 'cnn'                   # cnn | resnet | vit
+  config.model.name = 'cnn'                   # the encoder (medjax/models/encoders/)
+  config.model.inputs = ''                    # input keys the model reads; '' = all of the task's
   config.model.dtype = 'float32'             # compute dtype; parameters and optimiser stay float32
   config.model.remat = False                  # recompute block activations in the backward pass
-  config.model.conv_impl = 'matmul'           # matmul (im2col, fast on CPU) | lax
-  config.model.cnn = ml_collections.ConfigDict(dict(dropout=0.5))
-  config.model.resnet = ml_collections.ConfigDict(dict(depth=18, width=64, stem='cifar'))
-  config.model.vit = ml_collections.ConfigDict(dict(
-      patch_size=4, width=192, depth=6, num_heads=3, mlp_dim=768, dropout=0.0,
-      stem='patch'))
+  config.model.conv_impl = 'auto'             # auto (matmul on CPU, lax elsewhere) | matmul | lax
 
   config.train = ml_collections.ConfigDict()
   config.train.steps = 1000
@@ -61,6 +51,7 @@ def get_config():
   config.train.progress_bar = True
   config.train.microbatches = 1               # gradient accumulation over this many micro-batches
   config.train.nonfinite = 'stop'             # NaN/Inf loss or gradient: stop | skip (the update)
+  config.train.select_metric = ''             # validation metric of the best checkpoint; '' = by task
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = 'adam'                  # adam | adamw | sgd (with momentum)
@@ -95,6 +86,10 @@ def get_config():
 
   config.compile = ml_collections.ConfigDict()
   config.compile.cache_dir = ''               # JAX's persistent compilation cache; '' = off
+
+  # Each data family, modality and encoder adds its own fields (its CONFIG fragment).
+  from medjax import registry
+  registry.add_fragments(config)
   return config
 
 

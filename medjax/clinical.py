@@ -137,6 +137,10 @@ def stratified_bootstrap(labels, statistic: Callable[[np.ndarray], dict], *,
   for _ in range(num_resamples):
     indices = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
     draws.append(statistic(indices))
+  return _percentile_intervals(draws, confidence)
+
+
+def _percentile_intervals(draws: list[dict], confidence: float) -> dict:
   tail = (1.0 - confidence) / 2 * 100
   intervals = {}
   for name in draws[0]:
@@ -145,6 +149,22 @@ def stratified_bootstrap(labels, statistic: Callable[[np.ndarray], dict], *,
     intervals[name] = ((float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
                        if values.size else (float('nan'), float('nan')))
   return intervals
+
+
+def group_bootstrap(groups, statistic: Callable[[np.ndarray], dict], *,
+                    num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+  """Percentile intervals of each value of `statistic(indices)`, resampling whole
+  groups (patients, records) with replacement: examples of one group are not
+  independent, and a per-example bootstrap would make the intervals too narrow.
+  Returns {name: (low, high)}."""
+  groups = np.asarray(groups)
+  rng = np.random.default_rng(seed)
+  members = [np.flatnonzero(groups == value) for value in np.unique(groups)]
+  draws = []
+  for _ in range(num_resamples):
+    chosen = rng.integers(0, len(members), len(members))
+    draws.append(statistic(np.concatenate([members[g] for g in chosen])))
+  return _percentile_intervals(draws, confidence)
 
 
 def delong_components(labels, scores):

@@ -12,7 +12,7 @@ from configs import common
 
 
 class ConfigError(ValueError):
-  """A config field is unknown or has a value of the wrong type."""
+  """A config field is unknown, or has a value of the wrong type or a bad value."""
 
 
 def flatten(config, prefix=''):
@@ -47,6 +47,8 @@ def check_override_names(argv) -> None:
 
 
 def validate(config) -> None:
+  """Unknown fields, wrong types and bad values (of the core and of the data family
+  and model the config names) -> ConfigError, before any data set is prepared."""
   schema = flatten(common.get_config())
   for name, value in sorted(flatten(config).items()):
     if name not in schema:
@@ -61,6 +63,14 @@ def validate(config) -> None:
     raise ConfigError('data.prefetch_batches must be at least 1')
   if config.data.in_memory_mib < 0:
     raise ConfigError('data.in_memory_mib must be >= 0 (0 reads every batch from disk)')
+  if config.data.eval_batch_size < 1:
+    raise ConfigError('data.eval_batch_size must be positive')
+  if config.mesh.data == 0 or config.mesh.data < -1 or config.mesh.fsdp < 1:
+    raise ConfigError(f'mesh.data={config.mesh.data} must be -1 (all devices) or positive, '
+                      f'and mesh.fsdp={config.mesh.fsdp} positive')
+  from medjax import data, models  # the registries (imports JAX)
+  data.check_config(config.data)
+  models.check_config(config.model)
 
 
 def to_json(config) -> str:

@@ -11,7 +11,7 @@ macro-averaged. Headline metrics get 95% stratified-bootstrap intervals.
 import numpy as np
 from sklearn import metrics as skm
 
-from medjax import clinical
+from medjax import clinical, scores
 from medjax.data.task import Task
 
 BINARY_HEADLINES = ('auc', 'pr_auc', 'accuracy', 'balanced_accuracy', 'sensitivity',
@@ -44,14 +44,19 @@ def _binary_point(labels, scores, threshold) -> dict:
   }
 
 
-def _with_intervals(point: dict, labels, statistic, names, eval_config) -> dict:
-  intervals = clinical.stratified_bootstrap(
-      labels, statistic, num_resamples=eval_config.bootstrap_resamples, seed=eval_config.bootstrap_seed,
-      confidence=eval_config.confidence)
+def _with_intervals(point: dict, labels, statistic, names, eval_config, groups=None) -> dict:
+  """Point values with bootstrap intervals: over whole groups (patients) where the
+  task has them, else over examples stratified by class."""
+  options = dict(num_resamples=eval_config.bootstrap_resamples,
+                 seed=eval_config.bootstrap_seed, confidence=eval_config.confidence)
+  if groups is not None:
+    intervals = clinical.group_bootstrap(groups, statistic, **options)
+  else:
+    intervals = clinical.stratified_bootstrap(labels, statistic, **options)
   return {name: {'value': point[name], 'ci': list(intervals[name])} for name in names}
 
 
-def _binary_report(labels, scores, val_labels, val_scores, eval_config) -> dict:
+def _binary_report(labels, scores, val_labels, val_scores, eval_config, groups=None) -> dict:
   threshold = clinical.operating_threshold(val_labels, val_scores, eval_config.operating_rule,
                                            eval_config.operating_target)
   point = _binary_point(labels, scores, threshold)
@@ -60,7 +65,7 @@ def _binary_report(labels, scores, val_labels, val_scores, eval_config) -> dict:
       'operating_point': {'rule': eval_config.operating_rule,
                           'target': eval_config.operating_target,
                           'threshold': threshold, 'chosen_on': 'val'},
-      'metrics': _with_intervals(point, labels, statistic, BINARY_HEADLINES, eval_config),
+      'metrics': _with_intervals(point, labels, statistic, BINARY_HEADLINES, eval_config, groups),
       'counts': {k: point[k] for k in ('tp', 'fp', 'tn', 'fn')},
   }
 
@@ -81,7 +86,7 @@ def _multiclass_point(labels, probs, num_classes) -> dict:
   }
 
 
-def _multiclass_report(labels, probs, task: Task, eval_config) -> dict:
+def _multiclass_report(labels, probs, task: Task, eval_config, groups=None) -> dict:
   point = _multiclass_point(labels, probs, task.num_classes)
   statistic = lambda idx: _multiclass_point(labels[idx], probs[idx], task.num_classes)  # noqa
   predicted = np.argmax(probs, -1)
@@ -96,7 +101,8 @@ def _multiclass_report(labels, probs, task: Task, eval_config) -> dict:
            if m in ('sensitivity', 'specificity', 'ppv', 'f1')},
     }
   return {'decision': 'argmax',
-          'metrics': _with_intervals(point, labels, statistic, MULTICLASS_HEADLINES, eval_config),
+          'metrics': _with_intervals(point, labels, statistic, MULTICLASS_HEADLINES, eval_config,
+                                     groups),
           'per_class': per_class,
           'confusion_matrix': skm.confusion_matrix(labels, predicted,
                                                    labels=np.arange(task.num_classes)).tolist()}
@@ -127,12 +133,23 @@ def _multilabel_report(labels, probs, val_labels, val_probs, task: Task, eval_co
 
 
 def clinical_report(outputs: dict, val_outputs: dict, task: Task, eval_config) -> dict:
-  """The clinical metrics of `outputs`, with operating points chosen on `val_outputs`.
+  """The clinical metrics of `outputs`, with operating points chosen on `val_outputs`,
+  and the task's own scores (medjax/scores/).
 
-  Both hold per-example 'probs', 'label' and 'mask' (padding already allowed for).
+  Both hold per-example 'probs', 'label' and 'mask' (padding already allowed for), and
+  'group' where the task has groups (intervals then resample groups).
   """
   outputs, val_outputs = kept(outputs), kept(val_outputs)
   labels, probs = outputs['label'], outputs['probs'].astype(np.float64)
+  groups = outputs.get('group')
+  report = _standard_report(outputs, val_outputs, labels, probs, task, eval_config, groups)
+  if task.scores:
+    report.update(scores.reports(task, labels, probs, groups if groups is not None
+                                 else np.arange(len(labels)), eval_config))
+  return report
+
+
+def _standard_report(outputs, val_outputs, labels, probs, task, eval_config, groups) -> dict:
   if task.multilabel:
     return _multilabel_report(labels.astype(int), probs, val_outputs['label'].astype(int),
                               val_outputs['probs'].astype(np.float64), task, eval_config)
@@ -140,9 +157,10 @@ def clinical_report(outputs: dict, val_outputs: dict, task: Task, eval_config) -
     positive = positive_index(task, eval_config.positive_class)
     report = _binary_report((labels == positive).astype(int), probs[:, positive],
                             (val_outputs['label'] == positive).astype(int),
-                            val_outputs['probs'][:, positive].astype(np.float64), eval_config)
+                            val_outputs['probs'][:, positive].astype(np.float64), eval_config,
+                            groups)
     return {'positive_class': task.label_names[positive], **report}
-  return _multiclass_report(labels, probs, task, eval_config)
+  return _multiclass_report(labels, probs, task, eval_config, groups)
 
 
 def saliency_selection(outputs: dict, task: Task, result: dict, eval_config,

@@ -31,8 +31,9 @@ _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
 _SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'val', 'test'], 'split for --mode=eval')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', '--mode=eval/predict: best, latest '
                                   'or a step number')
-_INPUT = flags.DEFINE_string('input', None, '--mode=predict: an image file or a folder of '
-                             'PNG/JPEG/DICOM files')
+_INPUT = flags.DEFINE_string('input', None, '--mode=predict: a file or a folder in the '
+                             "data family's format (images: PNG/JPEG/DICOM; UCR: CSV/TSV "
+                             'series; MIT-BIH: WFDB records)')
 _OUTPUT = flags.DEFINE_string('output', None, '--mode=predict: the CSV to write '
                               '(default <workdir>/predict/predictions.csv)')
 _SALIENCY = flags.DEFINE_bool('saliency', False, '--mode=predict: also write saliency overlays')
@@ -51,6 +52,18 @@ LOCATION_FIELDS = ('data.data_dir', 'data.prepared_dir', 'compile.cache_dir',
 def _fail(message: str, code: int):
   print(f'medjax: error: {message}', file=sys.stderr)
   sys.exit(code)
+
+
+def _flag_error(error: Exception) -> str:
+  """One line for a flag or config file that cannot be read: a missing --config file,
+  one that fails to import (its exception named), a bad override."""
+  cause = error.__cause__ or error.__context__
+  text = ' '.join(str(error).split())
+  if cause is not None and type(cause).__name__ not in text:
+    text += f' ({type(cause).__name__}: {" ".join(str(cause).split())})'
+  if not isinstance(error, (flags.Error, ValueError, AttributeError, KeyError, TypeError)):
+    text = f'{type(error).__name__}: {text}'
+  return text
 
 
 def _stored_config(workdir: pathlib.Path):
@@ -94,10 +107,12 @@ def main(argv=None) -> dict:
     _fail(str(error), CONFIG_EXIT_CODE)
   try:
     flags.FLAGS(argv)
-  except (flags.Error, ValueError, AttributeError, KeyError, TypeError) as error:
-    _fail(' '.join(str(error).split()), CONFIG_EXIT_CODE)
+  except Exception as error:  # noqa: BLE001  (a config file may raise anything on import)
+    _fail(_flag_error(error), CONFIG_EXIT_CODE)
   if _WORKDIR.value is None:
     _fail('--workdir is required', CONFIG_EXIT_CODE)
+  if pathlib.Path(_WORKDIR.value).exists() and not pathlib.Path(_WORKDIR.value).is_dir():
+    _fail(f'--workdir={_WORKDIR.value} is a file, not a folder', CONFIG_EXIT_CODE)
   if _MODE.value == 'predict' and not _INPUT.value:
     _fail('--mode=predict needs --input (a file or a folder)', CONFIG_EXIT_CODE)
   workdir = pathlib.Path(_WORKDIR.value)
@@ -111,30 +126,35 @@ def main(argv=None) -> dict:
   logging.set_verbosity(logging.WARNING)
 
   # Imported here so that config errors are reported without importing JAX.
-  from medjax import compilation_cache, host_memory, parallel, predict
+  from medjax import compilation_cache, evaluate, host_memory, parallel, predict
   from medjax.data.download import MissingDataError
-  from medjax.train import loop
+  from medjax.train import loop, setup
 
   host_memory.reuse_freed_memory()
   compilation_cache.enable()
   if _DISTRIBUTED.value:
     parallel.initialize_distributed()
   try:
-    experiment = loop.build_experiment(config)
     if _MODE.value == 'predict':
-      failed = predict.predict(experiment, workdir, _INPUT.value, _OUTPUT.value, _SALIENCY.value,
-                               _CHECKPOINT.value)
-      print(f'medjax: predictions written; {failed} file(s) could not be read', file=sys.stderr)
+      experiment = setup.build_experiment(config, predict.stored_dataset(workdir))
+      written, failed = predict.predict(experiment, workdir, _INPUT.value, _OUTPUT.value,
+                                        _SALIENCY.value, _CHECKPOINT.value)
+      print(f'medjax: {written} prediction(s) written; {failed} input(s) could not be read',
+            file=sys.stderr)
       sys.exit(1 if failed else 0)
+    experiment = setup.build_experiment(config)
     if _MODE.value == 'train':
       files.write_text_atomic(workdir / 'config.json', config_lib.to_json(config))
+      files.write_text_atomic(workdir / 'task.json', experiment.dataset.task.to_json())
       loop.train(experiment, workdir)
-    result = loop.evaluate_checkpoint(experiment, workdir, _SPLIT.value,
-                                      'best' if _MODE.value == 'train' else _CHECKPOINT.value)
+    result = evaluate.evaluate_checkpoint(experiment, workdir, _SPLIT.value,
+                                          'best' if _MODE.value == 'train' else _CHECKPOINT.value)
   except loop.Preempted as preempted:
     _fail(str(preempted), PREEMPTED_EXIT_CODE)
-  except (MissingDataError, FileNotFoundError, loop.NonFiniteLossError, ValueError) as error:
-    _fail(str(error), 1)
+  except config_lib.ConfigError as error:
+    _fail(str(error), CONFIG_EXIT_CODE)
+  except (MissingDataError, OSError, loop.NonFiniteLossError, ValueError) as error:
+    _fail(' '.join(str(error).split()), 1)
   print(json.dumps(result, sort_keys=True))
   return result
 

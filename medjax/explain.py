@@ -1,97 +1,114 @@
-"""Saliency: vanilla gradients, SmoothGrad, integrated gradients and Grad-CAM.
+"""Saliency: vanilla gradients, SmoothGrad, integrated gradients and Grad-CAM, over
+any input key: pixels for an image, time for a signal.
 
-Every method maps (variables, images, target classes) to one non-negative map
-per image of shape (H, W), scaled to [0, 1], explaining the logit of the target
-class. `apply` is a model's `apply` function; images are model inputs (the
-normalised 'image' batch key).
+Every method maps (variables, batch, input key, target classes) to one non-negative
+map per example over the input's positions (H, W for an image, length for a signal;
+channels reduced), scaled to [0, 1], explaining the logit of the target class. The
+other inputs of the batch are held fixed. `apply` is a model's `apply` function.
 
-  * gradients: |d logit / d pixel|, max over channels (Simonyan et al. 2014);
+  * gradients: |d logit / d input|, max over channels (Simonyan et al. 2014);
   * smoothgrad: gradients averaged over noisy copies (Smilkov et al. 2017);
-  * integrated_gradients: path integral from a black baseline (Sundararajan et al.
-    2017), |sum over channels|;
-  * grad_cam: ReLU of the feature map weighted by its spatially pooled gradients
-    (Selvaraju et al. 2017), at a tapped layer of the CNN or ResNet, upsampled.
+  * integrated_gradients: path integral from a baseline (black pixels, a flat signal
+    at the training mean; Sundararajan et al. 2017), |sum over channels|;
+  * grad_cam: ReLU of a tapped feature map weighted by its pooled gradients
+    (Selvaraju et al. 2017), upsampled to the input's positions.
 """
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 METHODS = ('gradients', 'smoothgrad', 'integrated_gradients', 'grad_cam')
-GRAD_CAM_LAYERS = {'cnn': 'block2', 'resnet': 'stage2'}
-BLACK = -1.0  # a black pixel after the pipeline's (x - 0.5) / 0.5 normalisation
 
 
 def _normalise(maps):
-  maps = maps - maps.min(axis=(1, 2), keepdims=True)
-  return maps / jnp.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
+  axes = tuple(range(1, maps.ndim))
+  maps = maps - maps.min(axis=axes, keepdims=True)
+  return maps / jnp.maximum(maps.max(axis=axes, keepdims=True), 1e-12)
 
 
-def _target_logit_sum(apply, variables, classes):
-  def total(images):
-    logits = apply(variables, {'image': images}, train=False)
+def _target_logit_sum(apply, variables, batch, key, classes):
+  def total(x):
+    logits = apply(variables, {**batch, key: x}, train=False)
     return jnp.sum(jnp.take_along_axis(logits, classes[:, None], axis=1))
   return total
 
 
-def gradients(apply, variables, images, classes, **_):
-  grads = jax.grad(_target_logit_sum(apply, variables, classes))(images)
+def gradients(apply, variables, batch, key, classes, **_):
+  grads = jax.grad(_target_logit_sum(apply, variables, batch, key, classes))(batch[key])
   return _normalise(jnp.abs(grads).max(-1))
 
 
-def smoothgrad(apply, variables, images, classes, *, rng, num_samples=16, noise=0.15, **_):
-  """Noise standard deviation `noise` is relative to the input range (2 here)."""
-  grad_fn = jax.grad(_target_logit_sum(apply, variables, classes))
+def smoothgrad(apply, variables, batch, key, classes, *, rng, num_samples=16, noise=0.15, **_):
+  """Noise standard deviation `noise` is relative to the input's range over the batch."""
+  grad_fn = jax.grad(_target_logit_sum(apply, variables, batch, key, classes))
+  x = batch[key]
+  scale = noise * (x.max() - x.min())
 
-  def one(key):
-    return jnp.abs(grad_fn(images + noise * 2.0 * jax.random.normal(key, images.shape)))
+  def one(rng_key):
+    return jnp.abs(grad_fn(x + scale * jax.random.normal(rng_key, x.shape)))
   total = jax.lax.map(one, jax.random.split(rng, num_samples)).mean(0)
   return _normalise(total.max(-1))
 
 
-def integrated_gradients(apply, variables, images, classes, *, steps=32, **_):
-  baseline = jnp.full_like(images, BLACK)
-  grad_fn = jax.grad(_target_logit_sum(apply, variables, classes))
+def integrated_gradients(apply, variables, batch, key, classes, *, steps=32, baseline=0.0, **_):
+  x = batch[key]
+  start = jnp.full_like(x, baseline)
+  grad_fn = jax.grad(_target_logit_sum(apply, variables, batch, key, classes))
   alphas = (jnp.arange(steps) + 0.5) / steps  # midpoint rule
-  path_grads = jax.lax.map(lambda a: grad_fn(baseline + a * (images - baseline)), alphas)
-  attributions = (images - baseline) * path_grads.mean(0)
+  path_grads = jax.lax.map(lambda a: grad_fn(start + a * (x - start)), alphas)
+  attributions = (x - start) * path_grads.mean(0)
   return _normalise(jnp.abs(attributions.sum(-1)))
 
 
-def grad_cam(apply, variables, images, classes, *, layer, **_):
-  batch = {'image': images}
+def _find_tap(tree, layer):
+  """The value of the tap named `layer` in a nested collection (encoders nest them)."""
+  flat = traverse_util.flatten_dict(tree)
+  found = [path for path in flat if path[-1] == layer]
+  return found[0] if found else None
+
+
+def grad_cam(apply, variables, batch, key, classes, *, layer, **_):
   _, collections = apply(variables, batch, train=False, mutable=['intermediates',
                                                                'perturbations'])
-  if layer not in collections['intermediates']:
-    raise ValueError(f'explain.layer={layer!r} is not a tapped layer of this model; taps: '
-                     f'{sorted(collections["intermediates"])}')
-  features = collections['intermediates'][layer][0]
+  path = _find_tap(collections['intermediates'], layer)
+  if path is None:
+    taps = sorted(p[-1] for p in traverse_util.flatten_dict(collections['intermediates']))
+    raise ValueError(f'explain.layer={layer!r} is not a tapped layer of this model; taps: {taps}')
+  features = traverse_util.flatten_dict(collections['intermediates'])[path][0]  # sow: a tuple
+  perturbation_path = _find_tap(collections['perturbations'], layer)
 
   def total(perturbations):
     logits = apply({**variables, 'perturbations': perturbations}, batch, train=False)
     return jnp.sum(jnp.take_along_axis(logits, classes[:, None], axis=1))
 
-  feature_grads = jax.grad(total)(collections['perturbations'])[layer]
-  weights = feature_grads.mean(axis=(1, 2), keepdims=True)
+  feature_grads = traverse_util.flatten_dict(jax.grad(total)(collections['perturbations']))[
+      perturbation_path]
+  spatial = tuple(range(1, features.ndim - 1))
+  weights = feature_grads.mean(axis=spatial, keepdims=True)
   cam = jax.nn.relu(jnp.sum(weights * features, axis=-1))
-  cam = jax.image.resize(cam, (cam.shape[0],) + images.shape[1:3], method='bilinear')
+  cam = jax.image.resize(cam, (cam.shape[0],) + batch[key].shape[1:-1], method='linear')
   return _normalise(cam)
 
 
-def saliency(method: str, apply, variables, images, classes, **options):
+FUNCTIONS = {'gradients': gradients, 'smoothgrad': smoothgrad,
+             'integrated_gradients': integrated_gradients, 'grad_cam': grad_cam}
+
+
+def saliency(method: str, apply, variables, batch: dict, key: str, classes, **options):
   """Dispatches to one of METHODS; `options` are the method's keyword arguments."""
-  functions = {'gradients': gradients, 'smoothgrad': smoothgrad,
-               'integrated_gradients': integrated_gradients, 'grad_cam': grad_cam}
-  if method not in functions:
+  if method not in FUNCTIONS:
     raise ValueError(f'saliency method {method!r} is not one of {METHODS}')
   # One compiled program per call (run op by op, a method compiles each primitive
-  # separately), on one local device: a few images need no mesh, and a state
+  # separately), on one local device: a few examples need no mesh, and a state
   # replicated over N devices would otherwise make every device do all the work.
   device = jax.local_devices()[0]
   traced = {name: value for name, value in options.items() if name == 'rng'}
   static = {name: value for name, value in options.items() if name != 'rng'}
-  compiled = jax.jit(functools.partial(functions[method], apply, **static))
-  variables, images, classes, traced = jax.device_put(
-      (variables, np.asarray(images), np.asarray(classes), traced), device)
-  return compiled(variables, images, classes, **traced)
+  compiled = jax.jit(functools.partial(FUNCTIONS[method], apply, key=key, **static))
+  variables, batch, classes, traced = jax.device_put(
+      (variables, {k: np.asarray(v) for k, v in batch.items()}, np.asarray(classes), traced),
+      device)
+  return compiled(variables, batch, classes=classes, **traced)

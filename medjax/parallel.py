@@ -17,6 +17,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from medjax.config import ConfigError
+
 DATA_AXIS = 'data'
 FSDP_AXIS = 'fsdp'
 BATCH_AXES = (DATA_AXIS, FSDP_AXIS)
@@ -39,11 +41,11 @@ def make_mesh(mesh_config) -> Mesh:
   devices = jax.devices()
   fsdp = mesh_config.fsdp
   if fsdp < 1 or len(devices) % fsdp:
-    raise ValueError(f'mesh.fsdp={fsdp} must divide the {len(devices)} devices of this job')
+    raise ConfigError(f'mesh.fsdp={fsdp} must divide the {len(devices)} devices of this job')
   data = len(devices) // fsdp if mesh_config.data == -1 else mesh_config.data
   if data < 1 or data * fsdp > len(devices):
-    raise ValueError(f'mesh.data={mesh_config.data} x mesh.fsdp={fsdp} needs more than the '
-                     f'{len(devices)} devices of this job')
+    raise ConfigError(f'mesh.data={mesh_config.data} x mesh.fsdp={fsdp} needs more than the '
+                      f'{len(devices)} devices of this job')
   return Mesh(np.array(devices[:data * fsdp]).reshape(data, fsdp), BATCH_AXES)
 
 

@@ -142,8 +142,12 @@ def _displayable(image):
   return image[..., 0] if image.shape[-1] == 1 else image
 
 
-def write_saliency_overlays(images, maps: dict, captions, out_dir):
-  """One PNG per image: the image, then each method's map over it."""
+def write_saliency_overlays(inputs, maps: dict, captions, out_dir, modality: str = 'image'):
+  """One PNG per example: images with each method's map over them; signals as their
+  leads with each method's saliency over time shaded beneath."""
+  if modality == 'signal':
+    return _write_signal_saliency(inputs, maps, captions, pathlib.Path(out_dir))
+  images = inputs
   out_dir = pathlib.Path(out_dir)
   written = []
   for i, caption in enumerate(captions):
@@ -157,6 +161,27 @@ def write_saliency_overlays(images, maps: dict, captions, out_dir):
       axis.set_title(method.replace('_', ' '), fontsize=9)
     for axis in axes:
       axis.axis('off')
+    figure.suptitle(caption, fontsize=9)
+    name = f'{i:02d}_{caption.split()[0]}.png'
+    save_figure(figure, out_dir / name)
+    written.append(name)
+  return written
+
+
+def _write_signal_saliency(signals, maps: dict, captions, out_dir: pathlib.Path):
+  written = []
+  for i, caption in enumerate(captions):
+    figure, axes = plt.subplots(len(maps), 1, figsize=(7, 1.6 * len(maps) + 0.6), squeeze=False,
+                                sharex=True)
+    signal = np.asarray(signals[i])
+    time = np.arange(signal.shape[0])
+    for axis, (method, method_maps) in zip(axes[:, 0], maps.items()):
+      axis.plot(time, signal, lw=0.8)
+      low, high = axis.get_ylim()
+      axis.imshow(np.asarray(method_maps[i])[None], cmap='Reds', alpha=0.5, aspect='auto',
+                  extent=(time[0], time[-1], low, high), vmin=0, vmax=1)
+      axis.set_ylabel(method.replace('_', ' '), fontsize=8)
+    axes[-1, 0].set_xlabel('sample')
     figure.suptitle(caption, fontsize=9)
     name = f'{i:02d}_{caption.split()[0]}.png'
     save_figure(figure, out_dir / name)

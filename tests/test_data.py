@@ -7,7 +7,9 @@ import tensorflow_datasets as tfds
 from scipy import ndimage
 
 import medjax.data
-from medjax.data import augment, medmnist, pipeline, sources
+from medjax.data import pipeline, sources
+from medjax.data.families import medmnist
+from medjax.data.modalities import image_augment as augment
 from medjax.data.download import MissingDataError, locate_or_download
 from tests.conftest import small_config
 

@@ -6,7 +6,7 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from medjax.data import images
+from medjax.data.modalities import image_files as images
 
 
 def _write_dicom(path, pixels, photometric='MONOCHROME2', slope=None, intercept=None,

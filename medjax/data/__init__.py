@@ -1,7 +1,11 @@
 """Data registry: `load(config.data)` prepares a data set once and returns its
 task description and one random-access source per split.
 
-`config.data.name` is `<family>/<data set>`, e.g. `medmnist/breastmnist`.
+`config.data.name` is `<family>/<data set>`, e.g. `medmnist/breastmnist`,
+`ucr/ECG5000`, `mitdb/aami`. The family module (medjax/data/families/) knows only
+its raw files and its TFDS builder; the shared work is done here once: the
+prepare lock, decoding small splits into memory, class counts, per-channel
+statistics of the standardised inputs, and building the `Task`.
 """
 import dataclasses
 import fcntl
@@ -10,8 +14,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from medjax.data import medmnist, sources as sources_lib
+from medjax.config import ConfigError
+from medjax.data import sources as sources_lib
+from medjax.data.families import FAMILIES
+from medjax.data.modalities import MODALITIES
 from medjax.data.task import InputSpec, Task
+
+SPLITS = ('train', 'val', 'test')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,48 +29,60 @@ class Dataset:
   sources: Mapping[str, Any]  # split name -> random-access source of decoded examples
 
 
+def family_of(data_name: str):
+  """(family module, data set name) of `data.name`, or a ConfigError naming it."""
+  family, _, dataset = data_name.partition('/')
+  if family not in FAMILIES or not dataset:
+    raise ConfigError(f'data.name={data_name!r}: expected <family>/<data set> with family '
+                      f'one of {sorted(FAMILIES)}')
+  return FAMILIES[family], dataset
+
+
+def check_config(data_config) -> None:
+  """Refuses an unknown family or data set, or a bad family field, before preparing."""
+  family, dataset = family_of(data_config.name)
+  family.check_config(dataset, data_config)
+
+
 def _class_counts(source, kind: str, num_classes: int) -> tuple[int, ...]:
   labels = sources_lib.read_all(source, keys=('label',))['label']
   counts = labels.sum(0) if kind == 'multilabel' else np.bincount(labels, minlength=num_classes)
   return tuple(int(c) for c in counts)
 
 
-def _load_medmnist(dataset: str, data_config) -> Dataset:
-  if dataset not in medmnist.DATASETS:
-    raise ValueError(f'data.name=medmnist/{dataset}: unknown; MedMNIST 2-D sets are '
-                     f'{", ".join(sorted(medmnist.DATASETS))}')
-  if data_config.image_size not in medmnist.SIZES:
-    raise ValueError(f'data.image_size={data_config.image_size} is not one of {medmnist.SIZES}')
+def _with_statistics(key: str, spec: InputSpec, train_source) -> InputSpec:
+  """`spec` with the per-channel mean and deviation of the training split (NaN skipped)."""
+  if not MODALITIES[spec.modality].STANDARDISED:
+    return spec
+  values = sources_lib.read_all(train_source, keys=(key,))[key].astype(np.float64)
+  values = values.reshape(-1, values.shape[-1])
+  mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
+  std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+  return dataclasses.replace(spec, mean=tuple(np.nan_to_num(mean).tolist()),
+                             std=tuple(std.tolist()))
+
+
+def load(data_config) -> Dataset:
+  family, dataset = family_of(data_config.name)
+  family.check_config(dataset, data_config)
   prepared_dir = os.path.expanduser(data_config.prepared_dir)
   os.makedirs(prepared_dir, exist_ok=True)
   # Several runs (a parallel sweep, the processes of one host) may start at once: one
   # prepares while the others wait, then build their builder from what it wrote.
   with open(os.path.join(prepared_dir, '.prepare.lock'), 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    builder = medmnist.Medmnist(
-        raw_dir=os.path.join(os.path.expanduser(data_config.data_dir), 'medmnist'),
-        data_dir=prepared_dir, config=medmnist.config_name(dataset, data_config.image_size),
-        file_format='array_record')
+    builder = family.builder(dataset, data_config, prepared_dir)
     builder.download_and_prepare()
-  info = builder.builder_config.info
-  size = data_config.image_size
-  example_bytes = size * size * info.channels + 16  # uint8 pixels, label and index
+  described = family.describe(builder, data_config)
+  example_bytes = 64 + sum(int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
+                           for spec in described.inputs.values())
   sources = {split: sources_lib.in_memory_if_small(builder.as_data_source(split=split),
                                                    example_bytes, data_config.in_memory_mib)
-             for split in medmnist.SPLITS}
+             for split in SPLITS}
+  inputs = {key: _with_statistics(key, spec, sources['train'])
+            for key, spec in described.inputs.items()}
   task = Task(
-      name=f'medmnist/{dataset}', kind=info.kind, label_names=info.label_names,
-      class_counts=_class_counts(sources['train'], info.kind, len(info.label_names)),
-      inputs={'image': InputSpec((size, size, info.channels))})
+      name=data_config.name, kind=described.kind, label_names=described.label_names,
+      class_counts=_class_counts(sources['train'], described.kind, len(described.label_names)),
+      inputs=inputs, group_key=described.group_key, scores=described.scores)
   return Dataset(task=task, sources=sources)
-
-
-FAMILIES = {'medmnist': _load_medmnist}
-
-
-def load(data_config) -> Dataset:
-  family, _, dataset = data_config.name.partition('/')
-  if family not in FAMILIES or not dataset:
-    raise ValueError(f'data.name={data_config.name!r}: expected <family>/<data set> with '
-                     f'family one of {sorted(FAMILIES)}')
-  return FAMILIES[family](dataset, data_config)

@@ -13,30 +13,46 @@ import sys
 import grain
 import numpy as np
 
-from medjax.data import augment, sources
+from medjax.data import sources
+from medjax.data.modalities import MODALITIES
 from medjax.data.task import Task
 
 
-def normalise_image(image: np.ndarray) -> np.ndarray:
-  """uint8 pixels (or floats in [0, 1] after augmentation) -> model inputs in [-1, 1]."""
-  if image.dtype == np.uint8:
-    image = image.astype(np.float32) / 255.0
-  return (image.astype(np.float32) - 0.5) / 0.5
+def model_inputs(examples: dict, task: Task, augment_config=None,
+                 augment_params=None) -> dict[str, np.ndarray]:
+  """Stored inputs stacked per feature -> model inputs, each prepared by its modality
+  (augmented with `augment_params[key]` where given). An optional input gets its
+  `<key>_present` flag (1 where the examples do not say otherwise)."""
+  batch = {}
+  for key, spec in task.inputs.items():
+    params = (augment_params or {}).get(key)
+    batch[key] = MODALITIES[spec.modality].prepare(examples[key], spec, augment_config, params)
+    present = f'{key}_present'
+    if present in examples or spec.optional:
+      batch[present] = np.asarray(examples.get(present, np.ones(len(batch[key]))), np.float32)
+  return batch
+
+
+def draw_augmentation(rng: np.random.Generator, count: int, task: Task, augment_config) -> dict:
+  """Random augmentation parameters of `count` examples for every augmented input."""
+  params = {}
+  for key, spec in task.inputs.items():
+    modality = MODALITIES[spec.modality]
+    if modality.augmenting(augment_config):
+      params[key] = modality.draw(rng, count, augment_config, spec)
+  return params
 
 
 def to_model_batch(examples: dict, task: Task, augment_config=None,
                    augment_params=None) -> dict[str, np.ndarray]:
-  """Decoded examples stacked per feature -> the batch vocabulary: float images in
-  [-1, 1] (augmented when parameters are given), labels, indices, mask 1."""
-  images = examples['image']
-  if augment_params is not None:
-    images = augment.apply(images.astype(np.float32) / 255.0, augment_params, augment_config)
+  """Decoded examples stacked per feature -> the batch vocabulary: model inputs
+  (augmented when parameters are given), labels, indices, mask 1."""
   labels = examples['label']
   return {
-      'image': normalise_image(images),
+      **model_inputs(examples, task, augment_config, augment_params),
       'label': labels.astype(np.float32) if task.multilabel else labels.astype(np.int32),
       'index': examples['index'].astype(np.int64),
-      'mask': np.ones(len(images), np.float32),
+      'mask': np.ones(len(labels), np.float32),
   }
 
 
@@ -63,7 +79,8 @@ def train_batches(source, task: Task, data_config, *, global_batch_size: int, se
   num_examples = len(source)
   local_size = global_batch_size // process_count
   mine = slice(process_index * local_size, (process_index + 1) * local_size)
-  augmenting = not augment.is_identity(data_config.augment)
+  augmenting = any(MODALITIES[spec.modality].augmenting(data_config.augment)
+                   for spec in task.inputs.values())
 
   @functools.lru_cache(maxsize=2)  # the epochs of the batches being prepared
   def epoch_order(epoch: int) -> np.ndarray:
@@ -78,8 +95,9 @@ def train_batches(source, task: Task, data_config, *, global_batch_size: int, se
     params = None
     if augmenting:
       rng = np.random.default_rng([seed, batch_number])
-      params = {name: values[mine] for name, values in
-                augment.draw(rng, global_batch_size, data_config.augment).items()}
+      drawn = draw_augmentation(rng, global_batch_size, task, data_config.augment)
+      params = {key: {name: values[mine] for name, values in key_params.items()}
+                for key, key_params in drawn.items()}
     return to_model_batch(examples, task, data_config.augment, params)
 
   ahead = data_config.prefetch_batches

@@ -1,65 +1,74 @@
 """Model registry: `build(config.model, task)` returns a Linen module.
 
-Every model maps a batch dict to float32 logits of shape (batch, task.num_classes)
-and takes `train=` to switch dropout and BatchNorm statistics.
+The model reads the task's inputs (`model.inputs` names a subset; '' = all): the input
+of the modality `model.name`'s encoder reads gets that encoder, every other input its
+modality's default encoder (medjax/models/encoders/). Every model maps a batch dict
+to float32 logits of shape (batch, task.num_classes) and takes `train=` to switch
+dropout and BatchNorm statistics.
 """
+import jax
 import jax.numpy as jnp
 
+from medjax.config import ConfigError
 from medjax.data.task import Task
-from medjax.models.cnn import SeedCNN
 from medjax.models.conv import CONV_IMPLS
-from medjax.models.resnet import STAGE_SIZES, STEMS, ResNet
-from medjax.models.vit import ViT
+from medjax.models.encoders import DEFAULT_ENCODERS, ENCODERS
+from medjax.models.heads import Diagnoser
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+CONV_CHOICES = ('auto',) + tuple(CONV_IMPLS)
 
 
-def _cnn(model_config, task, dtype):
-  return SeedCNN(num_outputs=task.num_classes, dropout=model_config.cnn.dropout,
-                 conv_impl=model_config.conv_impl, dtype=dtype)
-
-
-def _resnet(model_config, task, dtype):
-  cfg = model_config.resnet
-  if cfg.depth not in STAGE_SIZES:
-    raise ValueError(f'model.resnet.depth={cfg.depth} is not one of {sorted(STAGE_SIZES)}')
-  if cfg.stem not in STEMS:
-    raise ValueError(f'model.resnet.stem={cfg.stem!r} is not one of {STEMS}')
-  return ResNet(num_outputs=task.num_classes, depth=cfg.depth, width=cfg.width,
-                stem=cfg.stem, conv_impl=model_config.conv_impl, dtype=dtype,
-                remat=model_config.remat)
-
-
-def _vit(model_config, task, dtype):
-  cfg = model_config.vit
-  height, width = task.inputs['image'].shape[:2]
-  if height % cfg.patch_size or width % cfg.patch_size:
-    raise ValueError(f'model.vit.patch_size={cfg.patch_size} does not divide the '
-                     f'{height}x{width} images of {task.name}')
-  if cfg.stem not in ('patch', 'conv'):
-    raise ValueError(f"model.vit.stem={cfg.stem!r} is not one of ('patch', 'conv')")
-  if cfg.stem == 'conv' and cfg.patch_size & (cfg.patch_size - 1):
-    raise ValueError(f'model.vit.stem=conv needs a power-of-two patch_size, got {cfg.patch_size}')
-  if cfg.width % cfg.num_heads:
-    raise ValueError(f'model.vit.width={cfg.width} is not divisible by '
-                     f'model.vit.num_heads={cfg.num_heads}')
-  return ViT(num_outputs=task.num_classes, patch_size=cfg.patch_size, width=cfg.width,
-             depth=cfg.depth, num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim,
-             dropout=cfg.dropout, stem=cfg.stem, dtype=dtype, remat=model_config.remat)
-
-
-MODELS = {'cnn': _cnn, 'resnet': _resnet, 'vit': _vit}
-
-
-def build(model_config, task: Task):
-  if model_config.name not in MODELS:
-    raise ValueError(f'model.name={model_config.name!r} is not one of {sorted(MODELS)}')
+def check_config(model_config) -> None:
+  """Refuses a bad model name, dtype or convolution, and bad encoder fields."""
+  if model_config.name not in ENCODERS:
+    raise ConfigError(f'model.name={model_config.name!r} is not one of {sorted(ENCODERS)}')
   if model_config.dtype not in DTYPES:
-    raise ValueError(f'model.dtype={model_config.dtype!r} is not one of {sorted(DTYPES)}')
-  if model_config.conv_impl not in CONV_IMPLS:
-    raise ValueError(f'model.conv_impl={model_config.conv_impl!r} is not one of '
-                     f'{sorted(CONV_IMPLS)}')
-  if 'image' not in task.inputs:
-    raise ValueError(f'model {model_config.name!r} reads images, but {task.name} has '
-                     f'inputs {sorted(task.inputs)}')
-  return MODELS[model_config.name](model_config, task, DTYPES[model_config.dtype])
+    raise ConfigError(f'model.dtype={model_config.dtype!r} is not one of {sorted(DTYPES)}')
+  if model_config.conv_impl not in CONV_CHOICES:
+    raise ConfigError(f'model.conv_impl={model_config.conv_impl!r} is not one of '
+                      f'{CONV_CHOICES}')
+  for encoder in ENCODERS.values():
+    if hasattr(encoder, 'check_config'):
+      encoder.check_config(model_config)
+
+
+def conv_impl(name: str) -> str:
+  """'auto': im2col on CPUs (XLA's CPU convolutions are slow), cuDNN/TPU convolutions
+  elsewhere."""
+  if name != 'auto':
+    return name
+  return 'matmul' if jax.default_backend() == 'cpu' else 'lax'
+
+
+def encoder_names(model_config, task: Task) -> dict[str, str]:
+  """Input key -> encoder name, for the inputs the model reads."""
+  keys = [k.strip() for k in model_config.inputs.split(',') if k.strip()] or list(task.inputs)
+  unknown = sorted(set(keys) - set(task.inputs))
+  if unknown:
+    raise ConfigError(f'model.inputs: {unknown} are not inputs of {task.name} '
+                      f'({sorted(task.inputs)})')
+  primary = ENCODERS[model_config.name].MODALITY
+  names = {}
+  for key in keys:
+    modality = task.inputs[key].modality
+    names[key] = model_config.name if modality == primary else DEFAULT_ENCODERS.get(modality)
+    if names[key] is None:
+      raise ConfigError(f'no encoder reads the {modality} input {key!r}')
+  if model_config.name not in names.values():
+    raise ConfigError(f'model.name={model_config.name!r} reads {primary} inputs, but the '
+                      f'inputs read are {", ".join(f"{k} ({task.inputs[k].modality})" for k in keys)}')
+  return names
+
+
+def build(model_config, task: Task) -> Diagnoser:
+  check_config(model_config)
+  dtype, impl = DTYPES[model_config.dtype], conv_impl(model_config.conv_impl)
+  names = encoder_names(model_config, task)
+  encoders = {key: ENCODERS[name].build(model_config, task.inputs[key], dtype=dtype,
+                                        conv_impl=impl)
+              for key, name in names.items()}
+  return Diagnoser(encoders=encoders, num_outputs=task.num_classes,
+                   optional_keys=tuple(k for k in names if task.inputs[k].optional),
+                   head_zero_init=getattr(ENCODERS[model_config.name], 'HEAD_ZERO_INIT', False),
+                   dtype=dtype)

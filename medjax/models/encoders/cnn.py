@@ -1,8 +1,8 @@
-"""The seed CNN: the small convolutional diagnoser the project started from.
+"""The seed CNN: the small convolutional image encoder the project started from.
 
-Conv32-Pool-Conv64-Pool-Conv128-Pool-Dense512-Dense, 3x3 'SAME' convolutions,
-ReLU, 2x2 max pooling, dropout before the classifier. Taps (for Grad-CAM):
-`block0`..`block2`, the ReLU outputs before each pooling.
+Conv32-Pool-Conv64-Pool-Conv128-Pool-Dense512, 3x3 'SAME' convolutions, ReLU, 2x2
+max pooling, dropout on the 512-wide embedding (the head follows). Taps (for
+Grad-CAM): `block0`..`block2`, the ReLU outputs before each pooling.
 """
 from typing import Any, Sequence
 
@@ -14,8 +14,12 @@ from medjax.models.pool import max_pool
 from medjax.models.taps import tap
 
 
+MODALITY = 'image'
+CONFIG = {'model.cnn.dropout': 0.5}
+GRAD_CAM_LAYER = 'block2'
+
+
 class SeedCNN(nn.Module):
-  num_outputs: int
   features: Sequence[int] = (32, 64, 128)
   hidden: int = 512
   dropout: float = 0.5
@@ -23,8 +27,8 @@ class SeedCNN(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, batch, *, train: bool):
-    x = batch['image'].astype(self.dtype)
+  def __call__(self, x, *, train: bool):
+    x = x.astype(self.dtype)
     for index, width in enumerate(self.features):
       x = nn.Conv(width, (3, 3), padding='SAME', dtype=self.dtype,
                   conv_general_dilated=CONV_IMPLS[self.conv_impl])(x)
@@ -32,5 +36,8 @@ class SeedCNN(nn.Module):
       x = max_pool(x, (2, 2), (2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_outputs, dtype=self.dtype)(x).astype(jnp.float32)
+    return nn.Dropout(self.dropout, deterministic=not train)(x)
+
+
+def build(model_config, spec, *, dtype, conv_impl) -> SeedCNN:
+  return SeedCNN(dropout=model_config.cnn.dropout, conv_impl=conv_impl, dtype=dtype)

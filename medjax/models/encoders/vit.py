@@ -1,5 +1,6 @@
 """Vision Transformer (Dosovitskiy et al. 2021): patch embedding, a class token,
-learned position embeddings, pre-norm encoder blocks, and a linear head.
+learned position embeddings and pre-norm encoder blocks; the embedding is the
+normalised class token (its head starts at zero, as in the original).
 
 `stem='patch'` embeds non-overlapping patches with one strided convolution (the
 original ViT); `stem='conv'` reaches the patch size with 3x3 stride-2
@@ -10,6 +11,14 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from medjax.config import ConfigError
+
+MODALITY = 'image'
+CONFIG = {'model.vit.patch_size': 4, 'model.vit.width': 192, 'model.vit.depth': 6,
+          'model.vit.num_heads': 3, 'model.vit.mlp_dim': 768, 'model.vit.dropout': 0.0,
+          'model.vit.stem': 'patch'}
+HEAD_ZERO_INIT = True
 
 
 class EncoderBlock(nn.Module):
@@ -34,7 +43,6 @@ class EncoderBlock(nn.Module):
 
 
 class ViT(nn.Module):
-  num_outputs: int
   patch_size: int = 4
   width: int = 192
   depth: int = 6
@@ -46,8 +54,8 @@ class ViT(nn.Module):
   remat: bool = False  # recompute each block's activations in the backward pass
 
   @nn.compact
-  def __call__(self, batch, *, train: bool):
-    x = batch['image'].astype(self.dtype)
+  def __call__(self, x, *, train: bool):
+    x = x.astype(self.dtype)
     p = self.patch_size
     if self.stem == 'conv':
       features = self.width // p
@@ -69,6 +77,27 @@ class ViT(nn.Module):
     for index in range(self.depth):
       x = block(self.num_heads, self.mlp_dim, self.dropout, self.dtype, train,
                 name=f'EncoderBlock_{index}')(x)
-    x = nn.LayerNorm(dtype=self.dtype)(x[:, 0])
-    return nn.Dense(self.num_outputs, dtype=self.dtype,
-                    kernel_init=nn.initializers.zeros)(x).astype(jnp.float32)
+    return nn.LayerNorm(dtype=self.dtype)(x[:, 0])
+
+
+def check_config(model_config) -> None:
+  cfg = model_config.vit
+  if cfg.stem not in ('patch', 'conv'):
+    raise ConfigError(f"model.vit.stem={cfg.stem!r} is not one of ('patch', 'conv')")
+  if cfg.patch_size < 1 or (cfg.stem == 'conv' and cfg.patch_size & (cfg.patch_size - 1)):
+    raise ConfigError(f'model.vit.patch_size={cfg.patch_size}: positive, and a power of two '
+                      'for the conv stem')
+  if cfg.num_heads < 1 or cfg.width % cfg.num_heads:
+    raise ConfigError(f'model.vit.width={cfg.width} is not divisible by '
+                      f'model.vit.num_heads={cfg.num_heads}')
+
+
+def build(model_config, spec, *, dtype, conv_impl) -> ViT:
+  cfg = model_config.vit
+  height, width = spec.shape[:2]
+  if height % cfg.patch_size or width % cfg.patch_size:
+    raise ConfigError(f'model.vit.patch_size={cfg.patch_size} does not divide the '
+                      f'{height}x{width} images')
+  return ViT(patch_size=cfg.patch_size, width=cfg.width, depth=cfg.depth,
+             num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim, dropout=cfg.dropout, stem=cfg.stem,
+             dtype=dtype, remat=model_config.remat)

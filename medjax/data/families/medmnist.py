@@ -7,15 +7,22 @@ looked for in `<data_dir>/medmnist/` before they are downloaded. Examples are
 written as ArrayRecord (no TensorFlow needed) and read with `tfds.data_source`.
 """
 import dataclasses
+import os
+import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from medjax.config import ConfigError
 from medjax.data.download import locate_or_download
+from medjax.data.families import Description
+from medjax.data.modalities import image_files
+from medjax.data.task import InputSpec
 
 URL = 'https://zenodo.org/records/10519652/files/{filename}?download=1'
 SIZES = (28, 64, 128, 224)
 SPLITS = ('train', 'val', 'test')
+CONFIG = {'data.image_size': 28}  # MedMNIST: 28, 64, 128 or 224
 
 _ORGANS = ('bladder', 'femur-left', 'femur-right', 'heart', 'kidney-left', 'kidney-right',
            'liver', 'lung-left', 'lung-right', 'pancreas', 'spleen')
@@ -158,3 +165,40 @@ def read_npz(path, config: MedmnistConfig):
       raise ValueError(f'{path}: {split}_labels outside 0..{len(info.label_names) - 1}')
     result[split] = (images.reshape(images.shape[:3] + (info.channels,)), labels)
   return result
+
+
+def check_config(dataset: str, data_config) -> None:
+  if dataset not in DATASETS:
+    raise ConfigError(f'data.name=medmnist/{dataset}: unknown; MedMNIST 2-D sets are '
+                      f'{", ".join(sorted(DATASETS))}')
+  if data_config.image_size not in SIZES:
+    raise ConfigError(f'data.image_size={data_config.image_size} is not one of {SIZES}')
+
+
+def builder(dataset: str, data_config, prepared_dir: str) -> Medmnist:
+  return Medmnist(raw_dir=os.path.join(os.path.expanduser(data_config.data_dir), 'medmnist'),
+                  data_dir=prepared_dir, config=config_name(dataset, data_config.image_size),
+                  file_format='array_record')
+
+
+def describe(built: Medmnist, data_config) -> Description:
+  info, size = built.builder_config.info, data_config.image_size
+  return Description(kind=info.kind, label_names=info.label_names,
+                     inputs={'image': InputSpec('image', (size, size, info.channels),
+                                                dtype='uint8')})
+
+
+def read_inputs(path, task, data_config) -> list[tuple[str, dict | str]]:
+  """PNG, JPEG and DICOM files (a file or a folder of them) in the training pixel format."""
+  path = pathlib.Path(path)
+  paths = (sorted(p for p in path.rglob('*') if p.is_file()
+                  and p.suffix.lower() in image_files.SUFFIXES) if path.is_dir() else [path])
+  shape = task.inputs['image'].shape
+  rows = []
+  for file in paths:
+    try:
+      rows.append((str(file), {'image': image_files.to_task_pixels(image_files.read_image(file),
+                                                                   shape)}))
+    except (image_files.ImageReadError, OSError) as error:
+      rows.append((str(file), ' '.join(str(error).split())))
+  return rows

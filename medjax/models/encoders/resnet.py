@@ -18,8 +18,23 @@ from medjax.models.conv import CONV_IMPLS
 from medjax.models.pool import max_pool
 from medjax.models.taps import tap
 
+from medjax.config import ConfigError
+
 STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 STEMS = ('imagenet', 'cifar', 'stride2')
+MODALITY = 'image'
+CONFIG = {'model.resnet.depth': 18, 'model.resnet.width': 64, 'model.resnet.stem': 'cifar'}
+GRAD_CAM_LAYER = 'stage2'
+
+
+def check_config(model_config) -> None:
+  cfg = model_config.resnet
+  if cfg.depth not in STAGE_SIZES:
+    raise ConfigError(f'model.resnet.depth={cfg.depth} is not one of {sorted(STAGE_SIZES)}')
+  if cfg.stem not in STEMS:
+    raise ConfigError(f'model.resnet.stem={cfg.stem!r} is not one of {STEMS}')
+  if cfg.width < 1:
+    raise ConfigError(f'model.resnet.width={cfg.width} must be positive')
 
 
 def _add_shortcut(residual, y, strides, conv, norm):
@@ -60,7 +75,6 @@ class BottleneckBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-  num_outputs: int
   depth: int = 18
   width: int = 64
   stem: str = 'cifar'
@@ -69,7 +83,7 @@ class ResNet(nn.Module):
   remat: bool = False  # recompute each block's activations in the backward pass
 
   @nn.compact
-  def __call__(self, batch, *, train: bool):
+  def __call__(self, x, *, train: bool):
     conv = functools.partial(nn.Conv, use_bias=False, padding='SAME', dtype=self.dtype,
                              conv_general_dilated=CONV_IMPLS[self.conv_impl])
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
@@ -78,7 +92,7 @@ class ResNet(nn.Module):
     # Explicit names keep the parameter tree the same with and without remat.
     block = nn.remat(block_class) if self.remat else block_class
     count = 0
-    x = batch['image'].astype(self.dtype)
+    x = x.astype(self.dtype)
     if self.stem == 'imagenet':
       x = conv(self.width, (7, 7), (2, 2), name='stem_conv')(x)
       x = nn.relu(norm(name='stem_bn')(x))
@@ -94,5 +108,10 @@ class ResNet(nn.Module):
                   name=f'{block_class.__name__}_{count}')(x)
         count += 1
       x = tap(self, f'stage{stage}', x)
-    x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_outputs, dtype=self.dtype)(x).astype(jnp.float32)
+    return jnp.mean(x, axis=(1, 2))
+
+
+def build(model_config, spec, *, dtype, conv_impl) -> ResNet:
+  cfg = model_config.resnet
+  return ResNet(depth=cfg.depth, width=cfg.width, stem=cfg.stem, conv_impl=conv_impl,
+                dtype=dtype, remat=model_config.remat)

@@ -1,0 +1,37 @@
+"""Images: uint8 pixels -> [-1, 1]; batched affine, flip and intensity augmentation."""
+import numpy as np
+
+from medjax.data.modalities import image_augment
+
+CONFIG = {
+    'data.augment.rotation_degrees': 0.0,  # uniform in [-r, r]
+    'data.augment.zoom': 0.0,              # scale uniform in [1 - z, 1 + z]
+    'data.augment.translate': 0.0,         # shift uniform in [-t, t] * size
+    'data.augment.horizontal_flip': False,
+    'data.augment.vertical_flip': False,
+    'data.augment.brightness': 0.0,        # additive, uniform in [-b, b] (pixels in [0, 1])
+    'data.augment.contrast': 0.0,          # factor uniform in [1 - c, 1 + c]
+}
+STANDARDISED = False
+BLACK = -1.0  # a black pixel after normalisation: the integrated-gradients baseline
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+  """uint8 pixels (or floats in [0, 1] after augmentation) -> model inputs in [-1, 1]."""
+  if image.dtype == np.uint8:
+    image = image.astype(np.float32) / 255.0
+  return (image.astype(np.float32) - 0.5) / 0.5
+
+
+def augmenting(augment_config) -> bool:
+  return not image_augment.is_identity(augment_config)
+
+
+def draw(rng, count, augment_config, spec):
+  return image_augment.draw(rng, count, augment_config)
+
+
+def prepare(values, spec, augment_config=None, params=None) -> np.ndarray:
+  if params is not None:
+    values = image_augment.apply(values.astype(np.float32) / 255.0, params, augment_config)
+  return normalise(values)

@@ -1,0 +1,163 @@
+"""Evaluation of a trained workdir: a split through the eval step, the clinical report.
+
+`evaluate(experiment, state, split)` gives the validation metrics the train loop
+selects checkpoints by; `evaluate_checkpoint(experiment, workdir, split)` restores a
+checkpoint and writes `eval/<split>/`. The command line calls the latter after
+training and again for `--mode=eval`, so both write identical numbers.
+"""
+import pathlib
+
+import jax
+import numpy as np
+
+from medjax import checkpoint, evaluation, explain, files, metrics, models, parallel, report
+from medjax.data import pipeline, sources
+from medjax.data.modalities import MODALITIES
+from medjax.models.encoders import ENCODERS
+from medjax.train import step as steps
+from medjax.train.setup import Experiment, count_params, device_batch
+
+OPERATING_POINT_FILE = 'operating_point.json'
+
+
+def evaluate(experiment: Experiment, state, split: str) -> tuple[dict, dict]:
+  """Runs the eval step over every example of `split` once; returns (metrics, outputs)."""
+  eval_batch_size = experiment.config.data.eval_batch_size
+  local_size = parallel.local_batch_size(eval_batch_size, experiment.mesh)
+  gathered = []
+  for batch in pipeline.eval_batches(experiment.dataset.sources[split], experiment.dataset.task,
+                                     batch_size=local_size, process_index=jax.process_index(),
+                                     process_count=jax.process_count()):
+    global_batch = parallel.to_global(device_batch(batch), experiment.mesh)
+    outputs = experiment.eval_step(state, global_batch)
+    gathered.append(parallel.to_host({**outputs, **{k: global_batch[k] for k in
+                                                    ('label', 'mask', 'index')}}))
+  outputs = {key: np.concatenate([g[key] for g in gathered]) for key in gathered[0]}
+  task = experiment.dataset.task
+  if task.group_key:
+    groups = sources.read_all(experiment.dataset.sources[split], keys=(task.group_key,))
+    outputs['group'] = groups[task.group_key][outputs['index']]
+  return metrics.classification_metrics(outputs, task), outputs
+
+
+def _write_predictions(path, outputs, task):
+  keep = outputs['mask'] > 0
+  header = ['index', 'label'] + [f'prob_{i}' for i in range(task.num_classes)]
+  rows = [','.join(header)]
+  labels = outputs['label'][keep].reshape(int(keep.sum()), -1)
+  for index, label, probs in zip(outputs['index'][keep], labels, outputs['probs'][keep]):
+    rows.append(','.join([str(int(index)), ' '.join(str(int(v)) for v in label)] +
+                         [f'{p:.8g}' for p in probs]))
+  files.write_text_atomic(path, '\n'.join(rows) + '\n')
+
+
+def restore_checkpoint(experiment: Experiment, workdir, which: str = 'best'):
+  """(state, step, meta) of `which` checkpoint of `workdir`: 'best' (by the validation
+  metric `train.select_metric`), 'latest', or a step number kept in `checkpoints/` or
+  `best/`."""
+  workdir = pathlib.Path(workdir)
+  if which not in ('best', 'latest') and not which.isdigit():
+    raise ValueError(f"--checkpoint={which!r}: expected 'best', 'latest' or a step number")
+  folders = {'best': ['best'], 'latest': ['checkpoints']}.get(which, ['checkpoints', 'best'])
+  for folder in folders:
+    if not (workdir / folder).is_dir():
+      continue
+    manager = checkpoint.Checkpoints(workdir / folder, read_only=True)
+    steps_kept = manager.all_steps()
+    step = (max(steps_kept, default=None) if not which.isdigit()
+            else int(which) if int(which) in steps_kept else None)
+    if step is not None:
+      abstract = checkpoint.abstract_like(experiment.state, experiment.state_sharding)
+      state, meta = manager.restore(step, abstract)
+      manager.close()
+      return state, step, meta
+    manager.close()
+  raise FileNotFoundError(f'{workdir} holds no {which} checkpoint (looked in '
+                          f'{", ".join(folders)}): train first')
+
+
+def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test',
+                        which: str = 'best') -> dict:
+  """Evaluates `which` checkpoint of `workdir` on `split` (operating points chosen
+  on the validation split) and writes `eval/<split>/` (for the best checkpoint,
+  else `eval/<split>-<which>/`): metrics.json, predictions.csv, the plots,
+  report.md and saliency overlays. The best checkpoint's operating point is also
+  stored as `operating_point.json`, which prediction applies. Returns the metrics."""
+  config, task = experiment.config, experiment.dataset.task
+  state, step, meta = restore_checkpoint(experiment, workdir, which)
+  values, outputs = evaluate(experiment, state, split)
+  val_outputs = outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
+  result = {'split': split, 'checkpoint': which, 'step': step,
+            'select_metric': meta.get('select_metric', experiment.select_metric),
+            'best_validation': meta['best_metric'], 'data': config.data.name,
+            'model': config.model.name, 'num_params': count_params(state),
+            'confidence': config.eval.confidence, **values,
+            **evaluation.clinical_report(outputs, val_outputs, task, config.eval)}
+  if jax.process_index() == 0:
+    out_dir = pathlib.Path(workdir) / 'eval' / (split if which == 'best' else f'{split}-{which}')
+    _write_predictions(out_dir / 'predictions.csv', outputs, task)
+    report.write_report(result, outputs, task, config.eval, out_dir)
+    if config.explain.num_images:
+      write_saliency(experiment, state, outputs, result, out_dir / 'saliency')
+    if which == 'best' and 'operating_point' in result:
+      files.write_json_atomic(pathlib.Path(workdir) / OPERATING_POINT_FILE,
+                              result['operating_point'])
+    files.write_json_atomic(out_dir / 'metrics.json', result)
+  return result
+
+
+def saliency_options(config) -> dict:
+  """Keyword arguments of every saliency method, from `config.explain`."""
+  explain_config = config.explain
+  return {'rng': jax.random.fold_in(jax.random.key(config.seed), 2),
+          'num_samples': explain_config.smoothgrad_samples,
+          'noise': explain_config.smoothgrad_noise, 'steps': explain_config.ig_steps,
+          'layer': explain_config.layer or getattr(ENCODERS[config.model.name],
+                                                   'GRAD_CAM_LAYER', '')}
+
+
+def saliency_methods(config) -> list[str]:
+  """The configured methods this model supports (Grad-CAM needs a tapped CNN/ResNet)."""
+  methods = [m.strip() for m in config.explain.methods.split(',') if m.strip()]
+  unknown = sorted(set(methods) - set(explain.METHODS))
+  if unknown:
+    raise ValueError(f'explain.methods: {unknown} not among {explain.METHODS}')
+  if not hasattr(ENCODERS[config.model.name], 'GRAD_CAM_LAYER') and not config.explain.layer:
+    methods = [m for m in methods if m != 'grad_cam']
+  return methods
+
+
+def explained_key(experiment: Experiment) -> str:
+  """The input the saliency maps are over: the one `model.name`'s encoder reads."""
+  names = models.encoder_names(experiment.config.model, experiment.dataset.task)
+  return next(key for key, name in names.items() if name == experiment.config.model.name)
+
+
+def saliency_maps(experiment: Experiment, state, batch: dict, classes) -> tuple[str, dict]:
+  """(explained input key, {method: maps}) for prepared model inputs `batch`."""
+  config, task = experiment.config, experiment.dataset.task
+  key = explained_key(experiment)
+  options = {**saliency_options(config),
+             'baseline': MODALITIES[task.inputs[key].modality].BLACK}
+  variables = steps.model_variables(state)
+  return key, {method: np.asarray(explain.saliency(method, state.apply_fn, variables, batch, key,
+                                                   classes, **options))
+               for method in saliency_methods(config)}
+
+
+def write_saliency(experiment: Experiment, state, outputs, result, out_dir):
+  """Saliency overlays of `config.explain.num_images` examples, the informative cases first."""
+  config, task = experiment.config, experiment.dataset.task
+  chosen = evaluation.saliency_selection(outputs, task, result, config.eval,
+                                         config.explain.num_images)
+  if not chosen:
+    return
+  source = experiment.dataset.sources[result['split']]
+  batch = pipeline.model_inputs(
+      sources.read_batch(source, [position for position, _, _ in chosen]), task)
+  classes = np.asarray([target for _, _, target in chosen])
+  key, maps = saliency_maps(experiment, state, batch, classes)
+  captions = [f'{category} #{position} (explaining "{task.label_names[target]}")'
+              for position, category, target in chosen]
+  report.write_saliency_overlays(batch[key], maps, captions, out_dir,
+                                 task.inputs[key].modality)

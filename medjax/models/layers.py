@@ -1,0 +1,27 @@
+"""Layers shared by the encoders."""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from medjax.models.conv import CONV_IMPLS
+
+
+class Conv1D(nn.Module):
+  """A convolution over time, (B, L, C) -> (B, L / strides, features), written as a
+  (1, k) convolution of a (B, 1, L, C) map so that `conv_impl='matmul'` (im2col, the
+  fast form on CPUs; medjax/models/conv.py) applies to signals too."""
+  features: int
+  kernel_size: int
+  strides: int = 1
+  padding: str = 'SAME'
+  use_bias: bool = True
+  conv_impl: str = 'matmul'
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    y = nn.Conv(self.features, (1, self.kernel_size), (1, self.strides), padding=self.padding,
+                use_bias=self.use_bias, dtype=self.dtype,
+                conv_general_dilated=CONV_IMPLS[self.conv_impl])(x[:, None])
+    return y[:, 0]
