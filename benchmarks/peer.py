@@ -6,7 +6,7 @@
   python -m benchmarks.peer --models=resnet50 --sizes=224 --dtype=bfloat16 --peak_gflops=989000
 
 For each (model, image size) it builds the step the experiment compiles
-(`loop.build_experiment` on a synthetic data set of that size: same model,
+(`setup.build_experiment` on a synthetic data set of that size: same model,
 optimiser and loss as the repo's config) and the same architecture in PyTorch
 (`benchmarks.torch_peers`, parameter counts asserted equal). After warm-up the
 two are timed in turn, `--repeats` times, each a median over `--steps` steps;
@@ -40,7 +40,7 @@ from configs import breast_cnn, breast_vit, pneumonia_resnet18
 from medjax import data, host_memory, parallel
 from medjax.data import pipeline
 from medjax.data.task import InputSpec, Task
-from medjax.train import loop
+from medjax.train import setup
 
 _MODELS = flags.DEFINE_list('models', ['cnn', 'resnet18', 'resnet50', 'vit'], 'models to time')
 _SIZES = flags.DEFINE_list('sizes', ['28', '64', '128'], 'image sizes (square, 1 channel)')
@@ -81,7 +81,7 @@ def benchmark_config(model: str, size: int, dtype: str = 'float32'):
 
 def synthetic_dataset(size: int, count: int) -> data.Dataset:
   task = Task(f'synthetic{size}', 'binary', ('negative', 'positive'), (count // 2,) * 2,
-              {'image': InputSpec((size, size, 1))})
+              {'image': InputSpec('image', (size, size, 1))})
   return data.Dataset(task=task, sources={})
 
 
@@ -104,8 +104,8 @@ class MedjaxStep:
   """The experiment's jitted train and eval steps, compiled ahead of time."""
 
   def __init__(self, config, batch):
-    experiment = loop.build_experiment(config, synthetic_dataset(config.data.image_size, 1000))
-    self.params = loop.count_params(experiment.state)
+    experiment = setup.build_experiment(config, synthetic_dataset(config.data.image_size, 1000))
+    self.params = setup.count_params(experiment.state)
     self.batch = parallel.to_global(batch, experiment.mesh)
     self.state, self.rng = experiment.state, jax.random.key(0)
     started = time.perf_counter()
@@ -240,7 +240,7 @@ def input_pipeline_images_per_second(batches: int = 200) -> float:
                                        seed=config.seed))
 
   def next_batch():
-    jax.block_until_ready(parallel.to_global(loop.device_batch(next(stream)), mesh))
+    jax.block_until_ready(parallel.to_global(setup.device_batch(next(stream)), mesh))
 
   next_batch()
   started = time.perf_counter()

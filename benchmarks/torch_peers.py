@@ -1,9 +1,9 @@
 """PyTorch twins of medjax's models, for the side-by-side benchmark only.
 
 Each mirrors the Flax module of the same name layer for layer (the suite asserts
-the parameter counts are equal): `SeedCNN` (medjax.models.cnn), `ResNet` with
-the same stems and torchvision's blocks (medjax.models.resnet), and `ViT` with
-pre-norm encoder blocks and the patch or convolutional stem (medjax.models.vit).
+the parameter counts are equal): `SeedCNN` (medjax.models.encoders.cnn), `ResNet` with
+the same stems and torchvision's blocks (medjax.models.encoders.resnet), and `ViT` with
+pre-norm encoder blocks and the patch or convolutional stem (medjax.models.encoders.vit).
 Inputs are NCHW float tensors; `build(model_config, num_classes, channels)`
 reads the same config fields as `medjax.models.build`.
 """
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from medjax.models.resnet import STAGE_SIZES
+from medjax.models.encoders.resnet import STAGE_SIZES
 
 
 class SeedCNN(nn.Module):

@@ -22,7 +22,7 @@ from ml_collections import config_flags
 
 from medjax import host_memory, parallel
 from medjax.data import pipeline
-from medjax.train import loop
+from medjax.train import setup
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config', lock_config=True)
 _STEPS = flags.DEFINE_integer('steps', 10, 'timed steps after the warm-up')
@@ -31,11 +31,11 @@ _STEPS = flags.DEFINE_integer('steps', 10, 'timed steps after the warm-up')
 def main(_):
   host_memory.reuse_freed_memory()  # as the experiment launcher does
   config = _CONFIG.value
-  experiment = loop.build_experiment(config)
+  experiment = setup.build_experiment(config)
   task = experiment.dataset.task
   loader = pipeline.train_batches(experiment.dataset.sources['train'], task, config.data,
                                   global_batch_size=config.train.batch_size, seed=config.seed)
-  batch = parallel.to_global(loop.device_batch(next(iter(loader))), experiment.mesh)
+  batch = parallel.to_global(setup.device_batch(next(iter(loader))), experiment.mesh)
   state, rng = experiment.state, jax.random.key(0)
   trace_started = time.perf_counter()
   traced = experiment.train_step.trace(state, batch, rng)

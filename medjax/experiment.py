@@ -116,11 +116,13 @@ def main(argv=None) -> dict:
   if _MODE.value == 'predict' and not _INPUT.value:
     _fail('--mode=predict needs --input (a file or a folder)', CONFIG_EXIT_CODE)
   workdir = pathlib.Path(_WORKDIR.value)
-  config = _resolve_config(workdir, _MODE.value)
   try:
+    config = _resolve_config(workdir, _MODE.value)
     config_lib.validate(config)
   except config_lib.ConfigError as error:
     _fail(str(error), CONFIG_EXIT_CODE)
+  except OSError as error:  # config_flags reports a --config file it cannot load only here
+    _fail(_flag_error(error), CONFIG_EXIT_CODE)
   if _MODE.value == 'train':
     _refuse_other_experiment(workdir, config)
   logging.set_verbosity(logging.WARNING)

@@ -48,6 +48,9 @@ class Sweep:
   # Published figures shown beside the measured ones: {variant: {metric: value}}.
   reference: dict = dataclasses.field(default_factory=dict)
   reference_name: str = ''
+  # The test metric variants are compared on, and the table's columns.
+  metric: str = 'auc'
+  table_metrics: tuple = ('auc', 'accuracy', 'sensitivity', 'specificity', 'ece')
 
   @property
   def baselines(self) -> tuple:

@@ -21,10 +21,10 @@ from scipy import stats  # noqa: E402
 from medjax import clinical, files, report  # noqa: E402
 from medjax.sweep import TEST_METRICS_FILE  # noqa: E402
 
-# Columns of results.md: the headline AUC and argmax accuracy (what papers report),
-# then the operating-point metrics and calibration of the clinical report.
-TABLE_METRICS = ('auc', 'accuracy', 'sensitivity', 'specificity', 'ece')
-COLUMN_NAMES = {'auc': 'AUC', 'accuracy': 'ACC', 'ece': 'ECE'}
+# Column names of results.md; a sweep names its columns (`Sweep.table_metrics`) and the
+# metric its variants are compared on (`Sweep.metric`).
+COLUMN_NAMES = {'auc': 'AUC', 'accuracy': 'ACC', 'ece': 'ECE', 'balanced_accuracy': 'macro recall',
+                'f1_macro': 'macro F1', 'jkappa': 'jκ'}
 CONFIDENCE = 0.95
 # What this report reads of a run: all that a published run keeps, and enough for
 # `--report-only` to tabulate it and for the runner to count it as finished. Not the
@@ -41,14 +41,20 @@ def run_values(run) -> dict | None:
     return None
   result = json.loads((run.workdir / TEST_METRICS_FILE).read_text())
   values = {name: result[name] for name in ('auc', 'accuracy', 'loss')}
-  for name, entry in result.get('metrics', {}).items():
-    values.setdefault(name, entry['value'])
+  sections = [result.get('metrics', {})] + [
+      section['metrics'] for section in result.values()
+      if isinstance(section, dict) and isinstance(section.get('metrics'), dict)]
+  intervals = {}
+  for section in sections:  # the standard metrics, then the task's scores (e.g. 'aami')
+    for name, entry in section.items():
+      values.setdefault(name, entry['value'])
+      intervals.setdefault(name, entry['ci'])
   summary_file = run.workdir / SUMMARY_FILE
   train_seconds = (json.loads(summary_file.read_text())['train_seconds']
                    if summary_file.exists() else float('nan'))
   return {'values': values, 'data': result['data'], 'num_params': result['num_params'],
           'train_seconds': train_seconds,
-          'auc_ci': result.get('metrics', {}).get('auc', {}).get('ci')}
+          'intervals': intervals}
 
 
 def summarise(values, confidence: float = CONFIDENCE) -> dict:
@@ -79,24 +85,27 @@ def _is_binary(predictions) -> bool:
   return predictions['probs'].shape[1] == 2 and all(' ' not in l for l in predictions['label'])
 
 
-def compare(variant_runs: dict, baseline_runs: dict, confidence: float = CONFIDENCE) -> dict:
+def compare(variant_runs: dict, baseline_runs: dict, confidence: float = CONFIDENCE,
+            metric: str = 'auc') -> dict:
   """A variant against the baseline over the seeds both finished.
 
-  `*_runs` map seed -> Run. Returns the AUC difference (variant - baseline), the
-  paired t-test p-value over seeds and, for binary tasks, DeLong's test on the
-  seed-averaged test probabilities.
+  `*_runs` map seed -> Run. Returns the difference of `metric` (variant - baseline),
+  the paired t-test p-value over seeds and, for the AUC of binary tasks, DeLong's test
+  on the seed-averaged test probabilities.
   """
   seeds = sorted(s for s in variant_runs if s in baseline_runs
                  and variant_runs[s].finished and baseline_runs[s].finished)
-  out = {'paired_seeds': len(seeds), 'auc_difference': float('nan'),
+  out = {'paired_seeds': len(seeds), 'difference': float('nan'),
          'ttest_p': float('nan'), 'delong_p': float('nan'), 'delong_ci': (float('nan'),) * 2}
   if not seeds:
     return out
-  auc_a = np.asarray([run_values(variant_runs[s])['values']['auc'] for s in seeds])
-  auc_b = np.asarray([run_values(baseline_runs[s])['values']['auc'] for s in seeds])
-  out['auc_difference'] = float(np.mean(auc_a - auc_b))
-  if len(seeds) >= 2 and np.std(auc_a - auc_b) > 0:
-    out['ttest_p'] = float(stats.ttest_rel(auc_a, auc_b).pvalue)
+  value_a = np.asarray([run_values(variant_runs[s])['values'][metric] for s in seeds])
+  value_b = np.asarray([run_values(baseline_runs[s])['values'][metric] for s in seeds])
+  out['difference'] = float(np.mean(value_a - value_b))
+  if len(seeds) >= 2 and np.std(value_a - value_b) > 0:
+    out['ttest_p'] = float(stats.ttest_rel(value_a, value_b).pvalue)
+  if metric != 'auc':
+    return out
   preds_a = [read_predictions(variant_runs[s]) for s in seeds]
   preds_b = [read_predictions(baseline_runs[s]) for s in seeds]
   reference = preds_a[0]
@@ -134,12 +143,12 @@ def collect(sweep, runs) -> list[dict]:
     row = {'variant': name, 'data': data_of[name], 'finished': len(done), 'seeds': len(by_seed),
            'num_params': done[0]['num_params'] if done else None,
            'train_seconds': summarise([v['train_seconds'] for v in done])}
-    metric_names = list(TABLE_METRICS) + sorted(
-        {m for v in done for m in v['values']} - set(TABLE_METRICS))
+    metric_names = list(sweep.table_metrics) + sorted(
+        {m for v in done for m in v['values']} - set(sweep.table_metrics))
     row['metrics'] = {m: summarise([v['values'].get(m) for v in done]) for m in metric_names
                       if any(m in v['values'] for v in done)}
     baseline = variant_of[name].baseline or baseline_of_data.get(data_of[name])
-    comparison = (compare(by_seed, grouped[baseline])
+    comparison = (compare(by_seed, grouped[baseline], metric=sweep.metric)
                   if baseline and baseline != name and done else None)
     if comparison and comparison['paired_seeds']:
       row['baseline'], row['comparison'] = baseline, comparison
@@ -163,38 +172,44 @@ def _p(value: float) -> str:
 
 
 def markdown(sweep, rows, runs, source: str, command: str) -> str:
+  name = COLUMN_NAMES.get(sweep.metric, sweep.metric)
   lines = [f'# Results of {source}', '', f'Reproduce: `{command}`', '',
            f'Test split. Each cell: mean ± standard deviation over the finished seeds '
            f'[{CONFIDENCE:.0%} t interval of the mean]. AUC is the ROC AUC, accuracy the '
            'argmax accuracy; sensitivity and specificity are at the operating point chosen on '
-           'the validation split; ECE is the expected calibration error. Comparisons are '
+           'the validation split; ECE is the expected calibration error; macro recall is the '
+           'balanced accuracy; jκ the AAMI beat index. Comparisons are '
            'with the baseline of the same data set (or the variant named in the cell): '
-           'difference of mean AUC, paired t-test '
-           'over seeds, and DeLong\'s test on the seed-averaged test probabilities (binary '
-           'tasks).', '']
-  reference = bool(sweep.reference)
+           f'difference of mean {name}, paired t-test '
+           'over seeds, and DeLong\'s test on the seed-averaged test probabilities (AUC of '
+           'binary tasks).', '']
+  reference_metrics = sorted({m for ref in sweep.reference.values() for m in ref},
+                             key=lambda m: (m != sweep.metric, m))
   header = (['variant', 'data', 'seeds', 'params'] +
-            [COLUMN_NAMES.get(m, m) for m in TABLE_METRICS] +
-            (['AUC / ACC in ' + (sweep.reference_name or 'reference')] if reference else []) +
-            ['train s (mean)', 'ΔAUC vs baseline', 'p (paired t)', 'p (DeLong)'])
+            [COLUMN_NAMES.get(m, m) for m in sweep.table_metrics] +
+            ([' / '.join(COLUMN_NAMES.get(m, m) for m in reference_metrics) + ' in ' +
+              (sweep.reference_name or 'reference')] if reference_metrics else []) +
+            ['train s (mean)', f'Δ{name} vs baseline', 'p (paired t)', 'p (DeLong)'])
   lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for row in rows:
     cells = [row['variant'], row['data'].split('/')[-1], f'{row["finished"]}/{row["seeds"]}',
              f'{row["num_params"]:,}' if row['num_params'] else '-']
-    cells += [_fmt(row['metrics'][m]) if m in row['metrics'] else '-' for m in TABLE_METRICS]
-    if reference:
+    cells += [_fmt(row['metrics'][m]) if m in row['metrics'] else '-'
+              for m in sweep.table_metrics]
+    if reference_metrics:
       ref = row['reference']
-      cells.append(f'{ref["auc"]:.3f} / {ref["accuracy"]:.3f}' if ref else '-')
+      cells.append(' / '.join(f'{ref[m]:.3f}' if m in ref else '-' for m in reference_metrics)
+                   if ref else '-')
     cells.append(f'{row["train_seconds"]["mean"]:.0f}' if row['finished'] else '-')
     comparison = row.get('comparison')
     if comparison:
       named = '' if row['baseline'] in sweep.baselines else f' (vs {row["baseline"]})'
-      cells += [f'{comparison["auc_difference"]:+.3f}{named}', _p(comparison['ttest_p']),
+      cells += [f'{comparison["difference"]:+.3f}{named}', _p(comparison['ttest_p']),
                 _p(comparison['delong_p'])]
     else:
       cells += ['(baseline)' if row['variant'] in sweep.baselines else '-', '-', '-']
     lines.append('| ' + ' | '.join(cells) + ' |')
-  lines += ['', '## Runs', '', '| run | test AUC [bootstrap CI] | accuracy | train s |',
+  lines += ['', '## Runs', '', f'| run | test {name} [bootstrap CI] | accuracy | train s |',
             '|---|---|---|---|']
   unfinished = []
   for run in runs:
@@ -202,9 +217,9 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
     if values is None:
       unfinished.append(run.name)
       continue
-    ci = values['auc_ci']
+    ci = values['intervals'].get(sweep.metric)
     ci_text = f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''
-    lines.append(f'| {run.name} | {values["values"]["auc"]:.3f}{ci_text} | '
+    lines.append(f'| {run.name} | {values["values"][sweep.metric]:.3f}{ci_text} | '
                  f'{values["values"]["accuracy"]:.3f} | {values["train_seconds"]:.0f} |')
   if unfinished:
     lines += ['', f'Not finished ({len(unfinished)}): ' + ', '.join(unfinished)]
@@ -216,7 +231,7 @@ def csv_text(rows) -> str:
   header = ['variant', 'data', 'finished', 'seeds', 'num_params', 'train_seconds_mean']
   for m in metric_names:
     header += [f'{m}_mean', f'{m}_std', f'{m}_ci_low', f'{m}_ci_high']
-  header += ['baseline', 'auc_difference', 'ttest_p', 'delong_p', 'delong_ci_low',
+  header += ['baseline', 'difference', 'ttest_p', 'delong_p', 'delong_ci_low',
              'delong_ci_high']
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator='\n')
@@ -228,31 +243,31 @@ def csv_text(rows) -> str:
       s = row['metrics'].get(m, summarise([]))
       cells += [s['mean'], s['std'], *s['ci']]
     comparison = row.get('comparison', {})
-    cells += [row.get('baseline', ''), comparison.get('auc_difference', ''),
+    cells += [row.get('baseline', ''), comparison.get('difference', ''),
               comparison.get('ttest_p', ''), comparison.get('delong_p', ''),
               *comparison.get('delong_ci', ('', ''))]
     writer.writerow(cells)
   return buffer.getvalue()
 
 
-def bar_plot(rows, path):
-  """Mean test AUC per variant with its t interval; published figures as crosses."""
+def bar_plot(rows, path, metric: str = 'auc'):
+  """Mean test `metric` per variant with its t interval; published figures as crosses."""
   figure, axis = plt.subplots(figsize=(max(4, 0.8 * len(rows) + 1), 3.5))
   positions = np.arange(len(rows))
-  means = np.asarray([row['metrics'].get('auc', summarise([]))['mean'] for row in rows])
-  lows = np.asarray([row['metrics'].get('auc', summarise([]))['ci'][0] for row in rows])
-  highs = np.asarray([row['metrics'].get('auc', summarise([]))['ci'][1] for row in rows])
+  means = np.asarray([row['metrics'].get(metric, summarise([]))['mean'] for row in rows])
+  lows = np.asarray([row['metrics'].get(metric, summarise([]))['ci'][0] for row in rows])
+  highs = np.asarray([row['metrics'].get(metric, summarise([]))['ci'][1] for row in rows])
   errors = np.nan_to_num(np.stack([means - lows, highs - means]))
   axis.bar(positions, np.nan_to_num(means), yerr=errors, capsize=4, color='tab:blue',
            label=f'medjax (mean, {CONFIDENCE:.0%} CI)')
-  references = [row['reference'].get('auc', np.nan) for row in rows]
+  references = [row['reference'].get(metric, np.nan) for row in rows]
   if not np.all(np.isnan(references)):
     axis.scatter(positions, references, marker='x', color='tab:red', zorder=3,
                  label='reference')
   axis.set_xticks(positions, [row['variant'] for row in rows], rotation=45, ha='right')
   finite = means[np.isfinite(means)]
   axis.set_ylim(max(0.0, (finite.min() if finite.size else 0.5) - 0.1), 1.0)
-  axis.set_ylabel('test AUC')
+  axis.set_ylabel(f'test {COLUMN_NAMES.get(metric, metric)}')
   axis.legend(loc='lower right', fontsize='small')
   report.save_figure(figure, path)
 
@@ -265,7 +280,7 @@ def write(sweep, runs, workdir, source: str, command: str) -> list[pathlib.Path]
   paths = [workdir / 'results.md', workdir / 'results.csv', workdir / 'results.png']
   files.write_text_atomic(paths[0], markdown(sweep, rows, runs, source, command))
   files.write_text_atomic(paths[1], csv_text(rows))
-  bar_plot(rows, paths[2])
+  bar_plot(rows, paths[2], sweep.metric)
   return paths
 
 

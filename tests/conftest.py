@@ -43,6 +43,11 @@ def small_config(model='cnn', data='medmnist/breastmnist'):
   config.model.resnet.width = 8
   config.model.conv_impl = 'lax'  # compiles in half the time; tests/test_fast_ops.py checks matmul
   config.model.vit.update(patch_size=7, width=16, depth=1, num_heads=2, mlp_dim=32)
+  config.model.resnet1d.width = 8
+  config.model.inception_time.update(depth=3, filters=8, bottleneck=8, kernel_size=10)
+  config.model.signal_transformer.update(patch_size=8, width=16, depth=1, num_heads=2,
+                                         mlp_dim=32)
+  config.model.mlp.hidden = 16
   config.train.steps = 6
   config.train.batch_size = 16
   config.train.log_every = 2
@@ -71,9 +76,11 @@ def cli_command(*args) -> list[str]:
   return [sys.executable, '-m', 'medjax.experiment', *args]
 
 
-def run_cli(*args):
-  return subprocess.run(cli_command(*args), cwd=REPO, env=cli_env(), capture_output=True,
-                        text=True, timeout=600)
+def run_cli(*args, env=None):
+  """`python -m medjax.experiment ARGS`; `env` entries replace the command-line
+  environment's (e.g. an empty data directory)."""
+  return subprocess.run(cli_command(*args), cwd=REPO, env={**cli_env(), **(env or {})},
+                        capture_output=True, text=True, timeout=600)
 
 
 # A tiny run with every step logged, validated and checkpointed (tests/test_faults.py

@@ -92,7 +92,7 @@ def test_the_statistics_match_a_direct_computation(swept):
   assert summary['ci'] == pytest.approx((auc['lr1e-2'].mean() - half,
                                          auc['lr1e-2'].mean() + half))
   comparison = rows['lr1e-2']['comparison']
-  assert comparison['auc_difference'] == pytest.approx((auc['lr1e-2'] - auc['lr1e-3']).mean())
+  assert comparison['difference'] == pytest.approx((auc['lr1e-2'] - auc['lr1e-3']).mean())
   assert comparison['ttest_p'] == pytest.approx(stats.ttest_rel(auc['lr1e-2'],
                                                                 auc['lr1e-3']).pvalue)
 
@@ -176,8 +176,8 @@ def test_a_variant_can_name_its_own_baseline(swept):
   rows = {row['variant']: row for row in sweep_report.collect(renamed, runs)}
   assert rows['lr1e-2']['baseline'] == 'lr1e-3'  # the data set's baseline
   assert rows['lr1e-3-again']['baseline'] == 'lr1e-2'
-  assert (rows['lr1e-3-again']['comparison']['auc_difference'] ==
-          pytest.approx(-rows['lr1e-2']['comparison']['auc_difference']))
+  assert (rows['lr1e-3-again']['comparison']['difference'] ==
+          pytest.approx(-rows['lr1e-2']['comparison']['difference']))
   assert 'comparison' not in rows['lr1e-3-vs-broken']  # its baseline finished no run
   table = sweep_report.markdown(renamed, list(rows.values()), runs, 'tiny.py', 'command')
   row_of = {line.split(' | ')[0][2:]: line for line in table.splitlines() if line.startswith('| ')}

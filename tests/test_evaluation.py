@@ -11,7 +11,7 @@ from medjax.data.task import InputSpec, Task
 
 def _task(kind, num_classes):
   return Task('t', kind, tuple(f'c{k}' for k in range(num_classes)), (10,) * num_classes,
-              {'image': InputSpec((4, 4, 1))})
+              {'image': InputSpec('image', (4, 4, 1))})
 
 
 def _eval_config(**overrides) -> ml_collections.ConfigDict:

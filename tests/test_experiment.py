@@ -10,21 +10,60 @@ from tests.conftest import TINY, run_cli
 @pytest.mark.parametrize('args,message', [
     (['--config.train.stepz=3'], "unknown config field 'train.stepz'"),
     (['--config.train.steps=many'], 'many'),
-    (['--config.model.name=7'], None),
+    (['--config.model.name=7'], "model.name='7' is not one of"),
+    (['--config.model.resnet.depth=19'], 'model.resnet.depth=19'),
+    (['--config.data.image_size=30'], 'data.image_size=30'),
+    (['--config.mesh.data=0'], 'mesh.data=0'),
+    (['--config.mesh.data=64'], 'mesh.data=64'),
+    (['--config.data.name=dicom/x'], "data.name='dicom/x'"),
+    (['--config.data.name=medmnist/nosuch'], 'medmnist/nosuch'),
+    (['--config.model.conv_impl=fast'], "model.conv_impl='fast'"),
+    (['--config.train.select_metric=auprc'], "train.select_metric='auprc'"),
+    (['--config.data.name=ucr/ECG5000', '--config.model.name=resnet1d',
+      '--config.data.ucr.val_fraction=1.5'], 'data.ucr.val_fraction=1.5'),
+    (['--config.data.name=mitdb/aami', '--config.model.name=resnet1d',
+      '--config.data.mitdb.val_records=104'], 'paced'),
+    (['--config.data.name=mitdb/aami', '--config.model.name=resnet1d',
+      '--config.data.mitdb.val_records=100'], 'records [100] are in both val and test'),
+    (['--config.data.name=ucr/ECG5000'], "'cnn' reads image inputs"),
+    (['--config.model.inception_time.kernel_size=2'], 'model.inception_time'),
     (['--mode=serve'], 'serve'),
     (['--config.data.prefetch_batches=0'], 'data.prefetch_batches must be at least 1'),
     (['--config.data.in_memory_mib=-1'], 'data.in_memory_mib must be >= 0'),
 ])
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
-  result = run_cli('--config=configs/breast_cnn.py', f'--workdir={tmp_path}', *args)
-  if args == ['--config.model.name=7']:
-    # A string field accepts "7"; the registry then names the bad value.
-    assert result.returncode == 1 and "model.name='7'" in result.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / 'eval').exists()
-    return
+  workdir = tmp_path / 'w'
+  result = run_cli('--config=configs/breast_cnn.py', f'--workdir={workdir}', *args)
   assert result.returncode == 2, result.stderr
   lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith('medjax: error:') and message in lines[0]
+  assert len(lines) == 1 and lines[0].startswith('medjax: error:') and message in lines[0], lines
+  assert not (workdir / 'eval').exists()
+
+
+@pytest.mark.parametrize('config_text,message', [
+    (None, 'no_such_config.py'),
+    ('raise RuntimeError("broken on purpose")\n', 'broken on purpose'),
+    ('def get_config(:\n', 'SyntaxError'),
+])
+def test_a_config_file_that_cannot_load_is_one_line(tmp_path, config_text, message):
+  config_file = tmp_path / 'no_such_config.py'
+  if config_text is not None:
+    config_file.write_text(config_text)
+  result = run_cli(f'--config={config_file}', f'--workdir={tmp_path / "w"}')
+  assert result.returncode == 2, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], lines
+  assert not (tmp_path / 'w').exists()
+
+
+def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
+  workdir = tmp_path / 'results.txt'
+  workdir.write_text('not a folder')
+  result = run_cli('--config=configs/breast_cnn.py', f'--workdir={workdir}')
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'is a file, not a folder' in lines[0]
+  assert workdir.read_text() == 'not a folder'
 
 
 def test_unknown_field_in_a_config_file_is_refused(tmp_path):
@@ -129,7 +168,7 @@ def test_predict_on_dicom_and_png_reports_a_bad_file_and_goes_on(trained, tmp_pa
   assert result.returncode == 1  # one file failed ...
   assert 'truncated.png' in result.stderr
   import csv
-  rows = {pathlib.Path(r['path']).name: r for r in csv.DictReader(output.open())}
+  rows = {pathlib.Path(r['input']).name: r for r in csv.DictReader(output.open())}
   assert set(rows) == {'CT_small.dcm', 'MR_small.dcm', 'grey.png', 'truncated.png'}
   assert rows['truncated.png']['status'] == 'error' and rows['truncated.png']['error']
   for name in ('CT_small.dcm', 'MR_small.dcm', 'grey.png'):  # ... the others were done
@@ -139,3 +178,19 @@ def test_predict_on_dicom_and_png_reports_a_bad_file_and_goes_on(trained, tmp_pa
     assert total == pytest.approx(1.0, abs=1e-5)
     assert row['decision'] in ('malignant', 'normal, benign') and float(row['threshold']) > 0
   assert len(list((output.parent / 'saliency').glob('*.png'))) == 3
+
+
+@pytest.mark.parametrize('content', [None, 'notes.txt', 'broken.png'])
+def test_predict_without_a_readable_input_fails_and_writes_nothing(trained, tmp_path, content):
+  inputs = tmp_path / 'inputs'
+  inputs.mkdir()
+  if content == 'notes.txt':
+    (inputs / content).write_text('not an image')
+  elif content == 'broken.png':
+    (inputs / content).write_bytes(b'\x89PNG\r\n\x1a\n broken')
+  output = tmp_path / 'out' / 'predictions.csv'
+  result = run_cli('--mode=predict', f'--workdir={trained}', f'--input={inputs}',
+                   f'--output={output}')
+  assert result.returncode == 1
+  assert 'no readable input' in result.stderr.strip().splitlines()[-1]
+  assert not output.parent.exists()

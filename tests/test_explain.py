@@ -7,7 +7,8 @@ from scipy import stats
 
 from medjax import explain, parallel
 from medjax.data import pipeline
-from medjax.train import loop
+from medjax.data.modalities import image as image_modality
+from medjax.train import setup
 from tests.conftest import small_config
 
 OPTIONS = dict(rng=jax.random.key(0), num_samples=4, noise=0.15, steps=8)
@@ -20,15 +21,15 @@ def trained_and_random(breast):
   config.train.batch_size = 64
   config.optim.schedule = 'constant'
   config.mesh.data = 1  # sharding is tested elsewhere; one device keeps this quick
-  experiment = loop.build_experiment(config)
+  experiment = setup.build_experiment(config)
   loader = iter(pipeline.train_batches(breast.sources['train'], breast.task, config.data,
                                        global_batch_size=64, seed=0))
   state = experiment.state
   for _ in range(60):
-    batch = parallel.to_global(loop.device_batch(next(loader)), experiment.mesh)
+    batch = parallel.to_global(setup.device_batch(next(loader)), experiment.mesh)
     state, _ = experiment.train_step(state, batch, jax.random.key(1))
   config.seed = 99
-  random_state = loop.build_experiment(config).state
+  random_state = setup.build_experiment(config).state
   images = next(pipeline.eval_batches(breast.sources['test'], breast.task, batch_size=16))['image']
   return state, random_state, images
 
@@ -39,8 +40,8 @@ def _maps(state, images, method, reference_state=None):
   logits = reference.apply_fn({'params': reference.params}, {'image': images}, train=False)
   classes = np.asarray(jnp.argmax(logits, -1))
   options = dict(OPTIONS, layer='block2')
-  return np.asarray(explain.saliency(method, state.apply_fn, {'params': state.params}, images,
-                                     classes, **options))
+  return np.asarray(explain.saliency(method, state.apply_fn, {'params': state.params},
+                                     {'image': images}, 'image', classes, **options))
 
 
 @pytest.mark.parametrize('method', explain.METHODS)
@@ -73,7 +74,7 @@ def test_integrated_gradients_satisfy_completeness(trained_and_random):
   state, _, images = trained_and_random
   variables = {'params': state.params}
   image = images[:1]
-  baseline = jnp.full_like(image, explain.BLACK)
+  baseline = jnp.full_like(image, image_modality.BLACK)
   logit = lambda x: state.apply_fn(variables, {'image': x}, train=False)[:, 0].sum()  # noqa
   alphas = (jnp.arange(64) + 0.5) / 64
   grads = jax.jit(jax.vmap(lambda a: jax.grad(logit)(baseline + a * (image - baseline))))(alphas)
@@ -84,5 +85,5 @@ def test_integrated_gradients_satisfy_completeness(trained_and_random):
 def test_grad_cam_names_a_bad_layer(trained_and_random):
   state, _, images = trained_and_random
   with pytest.raises(ValueError, match="explain.layer='stage9'"):
-    explain.saliency('grad_cam', state.apply_fn, {'params': state.params}, images,
-                     np.zeros(len(images), np.int32), layer='stage9')
+    explain.saliency('grad_cam', state.apply_fn, {'params': state.params}, {'image': images},
+                     'image', np.zeros(len(images), np.int32), layer='stage9')

@@ -6,14 +6,20 @@ import pytest
 
 from medjax import models
 from medjax.data.task import InputSpec, Task
-from medjax.models.cnn import SeedCNN
-from medjax.models.resnet import ResNet
+from medjax.config import ConfigError
+from medjax.models.encoders.cnn import SeedCNN
+from medjax.models.encoders.resnet import ResNet
+from medjax.models.heads import Diagnoser
 from tests.conftest import small_config
 
 
 def _task(num_classes, shape):
   return Task('t', 'multiclass', tuple(map(str, range(num_classes))), (1,) * num_classes,
-              {'image': InputSpec(shape)})
+              {'image': InputSpec('image', shape)})
+
+
+def _classifier(encoder, num_outputs):
+  return Diagnoser(encoders={'image': encoder}, num_outputs=num_outputs)
 
 
 def _param_count(module, shape):
@@ -26,7 +32,7 @@ def _param_count(module, shape):
                                             (50, 25_557_032)])
 def test_resnet_matches_torchvision_parameter_counts(depth, expected):
   # torchvision's resnet18/34/50 at 1000 classes, 3 channels, ImageNet stem.
-  model = ResNet(num_outputs=1000, depth=depth, stem='imagenet')
+  model = _classifier(ResNet(depth=depth, stem='imagenet'), 1000)
   assert _param_count(model, (224, 224, 3)) == expected
 
 
@@ -34,7 +40,7 @@ def test_seed_cnn_parameter_count():
   conv = lambda cin, cout: 9 * cin * cout + cout  # noqa: E731
   flat = 4 * 4 * 128  # 28 -> 14 -> 7 -> 4 with 'SAME' pooling
   expected = conv(1, 32) + conv(32, 64) + conv(64, 128) + flat * 512 + 512 + 512 * 2 + 2
-  assert _param_count(SeedCNN(num_outputs=2), (28, 28, 1)) == expected
+  assert _param_count(_classifier(SeedCNN(), 2), (28, 28, 1)) == expected
 
 
 def test_vit_parameter_count():
@@ -62,7 +68,7 @@ def test_output_shape_and_dtype(name, shape):
 @pytest.mark.parametrize('stem,size', [('imagenet', 28), ('cifar', 28), ('stride2', 32)])
 def test_resnet_stems_and_depths(stem, size):
   for depth in (18, 50):
-    module = ResNet(num_outputs=2, depth=depth, width=4, stem=stem)
+    module = _classifier(ResNet(depth=depth, width=4, stem=stem), 2)
     batch = {'image': jnp.ones((2, size, size, 1))}
     out = jax.eval_shape(lambda m=module: m.init_with_output(
         jax.random.key(0), batch, train=False)[0])
@@ -73,12 +79,15 @@ def test_bad_model_fields_are_named():
   task = _task(2, (28, 28, 1))
   config = small_config('resnet').model
   config.resnet.depth = 19
-  with pytest.raises(ValueError, match='model.resnet.depth=19'):
+  with pytest.raises(ConfigError, match='model.resnet.depth=19'):
     models.build(config, task)
   config = small_config('vit').model
   config.vit.patch_size = 5
-  with pytest.raises(ValueError, match='patch_size=5'):
+  with pytest.raises(ConfigError, match='patch_size=5'):
     models.build(config, task)
   config = small_config('unet').model
-  with pytest.raises(ValueError, match="model.name='unet'"):
+  with pytest.raises(ConfigError, match="model.name='unet'"):
+    models.build(config, task)
+  config = small_config('resnet1d').model
+  with pytest.raises(ConfigError, match="'resnet1d' reads signal inputs"):
     models.build(config, task)

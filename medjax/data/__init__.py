@@ -7,12 +7,14 @@ its raw files and its TFDS builder; the shared work is done here once: the
 prepare lock, decoding small splits into memory, class counts, per-channel
 statistics of the standardised inputs, and building the `Task`.
 """
+import contextlib
 import dataclasses
 import fcntl
 import os
 from typing import Any, Mapping
 
 import numpy as np
+from absl import logging as absl_logging
 
 from medjax.config import ConfigError
 from medjax.data import sources as sources_lib
@@ -62,6 +64,18 @@ def _with_statistics(key: str, spec: InputSpec, train_source) -> InputSpec:
                              std=tuple(std.tolist()))
 
 
+@contextlib.contextmanager
+def _quiet_tfds():
+  """TFDS warns about every builder config made at run time (UCR sets, MIT-BIH
+  settings): expected here, so its warnings are kept off the command line's stderr."""
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(verbosity)
+
+
 def load(data_config) -> Dataset:
   family, dataset = family_of(data_config.name)
   family.check_config(dataset, data_config)
@@ -71,8 +85,9 @@ def load(data_config) -> Dataset:
   # prepares while the others wait, then build their builder from what it wrote.
   with open(os.path.join(prepared_dir, '.prepare.lock'), 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    builder = family.builder(dataset, data_config, prepared_dir)
-    builder.download_and_prepare()
+    with _quiet_tfds():
+      builder = family.builder(dataset, data_config, prepared_dir)
+      builder.download_and_prepare()
   described = family.describe(builder, data_config)
   example_bytes = 64 + sum(int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
                            for spec in described.inputs.values())

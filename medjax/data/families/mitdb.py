@@ -297,8 +297,9 @@ def read_inputs(path, task, data_config) -> list[tuple[str, dict | str]]:
   for base in bases:
     try:
       windows, features, peaks = _record_beats(base, data_config.mitdb)
-    except (OSError, ValueError, IndexError) as error:
-      rows.append((str(base), ' '.join(str(error).split()) or type(error).__name__))
+    except Exception as error:  # noqa: BLE001  (wfdb raises many kinds on a malformed record)
+      rows.append((str(base), f'cannot read the WFDB record ({type(error).__name__}: '
+                              f'{" ".join(str(error).split())})'))
       continue
     rows += [(f'{base}@{peak}', {'signal': window, 'tabular': feature})
              for window, feature, peak in zip(windows, features, peaks)]

@@ -1,0 +1,38 @@
+"""The ECG study: three signal encoders x 3 seeds on ECG5000 (UCR) and on MIT-BIH
+(AAMI classes, de Chazal's inter-patient split). Each data set's ResNet is the
+baseline; comparisons are on test accuracy (ECG5000's published figure) and on jκ
+(MIT-BIH, checkpoints chosen by validation jκ on held-out DS1 records). The MIT-BIH
+ResNet without its RR features is the ablation of the tabular input.
+
+COMMAND: python -m medjax.ablate experiments/ecg.py --workdir=workdirs/ecg \
+  --publish=experiments/results/ecg/runs
+(in parts: --only='ecg5000/*', then --only='mitdb/*'; finished runs are skipped. On a new
+machine, first `cp -r experiments/results/ecg/runs/. workdirs/ecg/`.)
+"""
+from medjax.sweep import Sweep, Variant
+
+ECG5000 = 'configs/ecg5000_resnet1d.py'
+MITDB = 'configs/mitdb_resnet1d.py'
+
+
+def get_sweep():
+  return Sweep(
+      base=ECG5000,
+      variants=(
+          Variant('ecg5000/resnet1d'),
+          Variant('ecg5000/inception_time', config='configs/ecg5000_inception.py'),
+          Variant('ecg5000/transformer', config='configs/ecg5000_transformer.py'),
+          Variant('mitdb/resnet1d', config=MITDB),
+          Variant('mitdb/inception_time', config='configs/mitdb_inception.py'),
+          Variant('mitdb/transformer', config='configs/mitdb_transformer.py'),
+          Variant('mitdb/resnet1d_no_rr', {'model.inputs': 'signal'}, config=MITDB),
+      ),
+      seeds=(0, 1, 2),
+      baseline=('ecg5000/resnet1d', 'mitdb/resnet1d'),
+      metric='accuracy',
+      table_metrics=('accuracy', 'balanced_accuracy', 'f1_macro', 'jkappa', 'se_S', 'ppv_S',
+                     'se_V', 'ppv_V'),
+      reference={'ecg5000/inception_time': {'accuracy': 0.941},
+                 'mitdb/resnet1d': {'accuracy': 0.819, 'jkappa': 0.612}},
+      reference_name='InceptionTime (UCR) / de Chazal 2004',
+  )
