@@ -11,9 +11,11 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import sys
 from typing import Any, Mapping
 
 import numpy as np
+import tensorflow_datasets as tfds
 from absl import logging as absl_logging
 
 from medjax.config import ConfigError
@@ -67,7 +69,10 @@ def _with_statistics(key: str, spec: InputSpec, train_source) -> InputSpec:
 @contextlib.contextmanager
 def _quiet_tfds():
   """TFDS warns about every builder config made at run time (UCR sets, MIT-BIH
-  settings): expected here, so its warnings are kept off the command line's stderr."""
+  settings): expected here, so its warnings are kept off the command line's stderr,
+  and so are its progress bars where stderr is not a terminal (batch jobs, logs)."""
+  if not sys.stderr.isatty():
+    tfds.disable_progress_bar()
   verbosity = absl_logging.get_verbosity()
   absl_logging.set_verbosity(absl_logging.ERROR)
   try:
