@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.config import ConfigError
-from medjax.models.encoders.vit import EncoderBlock
+from medjax.models.encoders.vit import encode_tokens
 from medjax.models.layers import Conv1D
 
 MODALITY = 'signal'
@@ -46,15 +46,8 @@ class SignalTransformer(nn.Module):
     x = jnp.pad(x, ((0, 0), (0, padding), (0, 0)))
     x = Conv1D(self.width, self.patch_size, self.patch_size, padding='VALID',
                conv_impl=self.conv_impl, dtype=self.dtype, name='patch_embedding')(x)
-    cls = self.param('cls', nn.initializers.zeros, (1, 1, self.width))
-    x = jnp.concatenate([jnp.tile(cls.astype(self.dtype), (x.shape[0], 1, 1)), x], axis=1)
-    pos = self.param('pos_embedding', nn.initializers.normal(0.02), (1,) + x.shape[1:])
-    x = x + pos.astype(self.dtype)
-    block = nn.remat(EncoderBlock) if self.remat else EncoderBlock
-    for index in range(self.depth):
-      x = block(self.num_heads, self.mlp_dim, self.dropout, self.dtype, train,
-                name=f'EncoderBlock_{index}')(x)
-    return nn.LayerNorm(dtype=self.dtype)(x[:, 0])
+    return encode_tokens(self, x, depth=self.depth, num_heads=self.num_heads,
+                         mlp_dim=self.mlp_dim, dropout=self.dropout, train=train)
 
 
 def build(model_config, spec, *, dtype, conv_impl) -> SignalTransformer:

@@ -42,6 +42,25 @@ class EncoderBlock(nn.Module):
     return x + nn.Dropout(self.dropout, deterministic=not train)(y)
 
 
+def encode_tokens(module: nn.Module, x, *, depth: int, num_heads: int, mlp_dim: int,
+                  dropout: float, train: bool):
+  """The Transformer over embedded tokens (B, N, width), shared by the ViT and the
+  signal Transformer: a class token, learned position embeddings, pre-norm blocks and
+  the normalised class token out. Called inside `module`'s compact `__call__`, so the
+  parameters are `module`'s own (`cls`, `pos_embedding`, `EncoderBlock_<i>`)."""
+  dtype = module.dtype
+  cls = module.param('cls', nn.initializers.zeros, (1, 1, x.shape[-1]))
+  x = jnp.concatenate([jnp.tile(cls.astype(dtype), (x.shape[0], 1, 1)), x], axis=1)
+  pos = module.param('pos_embedding', nn.initializers.normal(0.02), (1,) + x.shape[1:])
+  x = x + pos.astype(dtype)
+  # Explicit names keep the parameter tree the same with and without remat.
+  block = nn.remat(EncoderBlock) if module.remat else EncoderBlock
+  for index in range(depth):
+    x = block(num_heads, mlp_dim, dropout, dtype, train, parent=module,
+              name=f'EncoderBlock_{index}')(x)
+  return nn.LayerNorm(dtype=dtype, parent=module)(x[:, 0])
+
+
 class ViT(nn.Module):
   patch_size: int = 4
   width: int = 192
@@ -68,16 +87,8 @@ class ViT(nn.Module):
       x = nn.Conv(self.width, (p, p), strides=(p, p), padding='VALID', dtype=self.dtype,
                   name='patch_embedding')(x)
     x = x.reshape((x.shape[0], -1, self.width))
-    cls = self.param('cls', nn.initializers.zeros, (1, 1, self.width))
-    x = jnp.concatenate([jnp.tile(cls.astype(self.dtype), (x.shape[0], 1, 1)), x], axis=1)
-    pos = self.param('pos_embedding', nn.initializers.normal(0.02), (1,) + x.shape[1:])
-    x = x + pos.astype(self.dtype)
-    # Explicit names keep the parameter tree the same with and without remat.
-    block = nn.remat(EncoderBlock) if self.remat else EncoderBlock
-    for index in range(self.depth):
-      x = block(self.num_heads, self.mlp_dim, self.dropout, self.dtype, train,
-                name=f'EncoderBlock_{index}')(x)
-    return nn.LayerNorm(dtype=self.dtype)(x[:, 0])
+    return encode_tokens(self, x, depth=self.depth, num_heads=self.num_heads,
+                         mlp_dim=self.mlp_dim, dropout=self.dropout, train=train)
 
 
 def check_config(model_config) -> None:
