@@ -8,15 +8,18 @@ from configs import common
 
 
 def use_ecg5000(config):
-  """ECG5000 with the signal augmentation used for every ECG5000 model."""
+  """ECG5000 with the recipe of every ECG5000 model: signal augmentation, 500 steps
+  (validation accuracy and loss stopped improving after step 100 in a 1500-step
+  InceptionTime run), validation every 50 steps."""
   config.data.name = 'ucr/ECG5000'
   config.data.augment.update(amplitude_scale=0.1, noise_std=0.05, time_shift=0.03,
                              baseline_wander=0.1)
   config.data.eval_batch_size = 500
   config.train.batch_size = 64
-  config.train.eval_every = 100
-  config.train.checkpoint_every = 500
-  config.train.log_every = 100
+  config.train.steps = 500
+  config.train.eval_every = 50
+  config.train.checkpoint_every = 250
+  config.train.log_every = 50
   config.explain.num_images = 4
   return config
 
@@ -24,7 +27,6 @@ def use_ecg5000(config):
 def get_config():
   config = use_ecg5000(common.get_config())
   config.model.name = 'inception_time'
-  config.train.steps = 1500
   config.optim.learning_rate = 1e-3
   config.optim.warmup_steps = 50
   return config

@@ -9,7 +9,6 @@ from configs.ecg5000_inception import use_ecg5000
 def get_config():
   config = use_ecg5000(common.get_config())
   config.model.name = 'resnet1d'
-  config.train.steps = 1500
   config.optim.learning_rate = 1e-3
   config.optim.warmup_steps = 50
   return config

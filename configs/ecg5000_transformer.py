@@ -11,7 +11,6 @@ def get_config():
   config.model.name = 'signal_transformer'
   config.model.signal_transformer.update(patch_size=10, width=64, depth=3, num_heads=4,
                                          mlp_dim=128, dropout=0.1)
-  config.train.steps = 1500
   config.optim.name = 'adamw'
   config.optim.learning_rate = 1e-3
   config.optim.weight_decay = 0.05

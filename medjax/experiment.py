@@ -37,6 +37,9 @@ _INPUT = flags.DEFINE_string('input', None, '--mode=predict: a file or a folder 
 _OUTPUT = flags.DEFINE_string('output', None, '--mode=predict: the CSV to write '
                               '(default <workdir>/predict/predictions.csv)')
 _SALIENCY = flags.DEFINE_bool('saliency', False, '--mode=predict: also write saliency overlays')
+_SALIENCY_LIMIT = flags.DEFINE_integer('saliency_limit', 64, '--mode=predict --saliency: explain '
+                                       'at most this many inputs (the first ones; a WFDB '
+                                       'record holds thousands of beats)', lower_bound=1)
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'join a multi-process job '
                                  '(jax.distributed.initialize; see medjax/parallel.py)')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool('allow_config_change', False, 'train in a workdir '
@@ -140,7 +143,8 @@ def main(argv=None) -> dict:
     if _MODE.value == 'predict':
       experiment = setup.build_experiment(config, predict.stored_dataset(workdir))
       written, failed = predict.predict(experiment, workdir, _INPUT.value, _OUTPUT.value,
-                                        _SALIENCY.value, _CHECKPOINT.value)
+                                        _SALIENCY.value and _SALIENCY_LIMIT.value,
+                                        _CHECKPOINT.value)
       print(f'medjax: {written} prediction(s) written; {failed} input(s) could not be read',
             file=sys.stderr)
       sys.exit(1 if failed else 0)

@@ -63,9 +63,10 @@ def _binary_threshold(workdir, task, config) -> tuple[int | None, float | None]:
   return positive, float(json.loads(path.read_text())['threshold'])
 
 
-def predict(experiment, workdir, input_path, output_csv=None, saliency: bool = False,
+def predict(experiment, workdir, input_path, output_csv=None, saliency: int = 0,
             which: str = 'best') -> tuple[int, int]:
-  """Writes the predictions CSV; returns (inputs predicted, inputs that failed)."""
+  """Writes the predictions CSV, and saliency overlays of the first `saliency` readable
+  inputs; returns (inputs predicted, inputs that failed)."""
   config, task = experiment.config, experiment.dataset.task
   output_csv = pathlib.Path(output_csv or pathlib.Path(workdir) / 'predict' / 'predictions.csv')
   if not pathlib.Path(input_path).exists():
@@ -106,12 +107,17 @@ def predict(experiment, workdir, input_path, output_csv=None, saliency: bool = F
   files.write_text_atomic(output_csv, buffer.getvalue())
 
   if saliency:
-    all_probs = np.stack([probs[name] for name, _ in good])
-    classes = (np.full(len(good), positive) if positive is not None
+    if len(good) > saliency:
+      print(f'medjax: saliency overlays of the first {saliency} of {len(good)} inputs '
+            '(--saliency_limit)', file=sys.stderr)
+    explained = good[:saliency]
+    inputs = {key: value[:saliency] for key, value in inputs.items()}
+    all_probs = np.stack([probs[name] for name, _ in explained])
+    classes = (np.full(len(explained), positive) if positive is not None
                else np.argmax(all_probs, -1))
     key, maps = evaluate.saliency_maps(experiment, state, inputs, classes)
     captions = [f'{pathlib.Path(name).name} ({decision(p)})' for (name, _), p in
-                zip(good, all_probs)]
+                zip(explained, all_probs)]
     report.write_saliency_overlays(inputs[key], maps, captions, output_csv.parent / 'saliency',
                                    task.inputs[key].modality)
   return len(good), len(errors)

@@ -15,6 +15,11 @@ os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
 REPO = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault('MEDJAX_DATA_DIR', str(REPO.parent / 'shared' / 'data'))
+# pytest-xdist workers share one prepared-data folder (the registry's lock serialises
+# preparation), so each data set is prepared once per test run.
+_RUN = os.environ.get('PYTEST_XDIST_TESTRUNUID')
+if _RUN and 'MEDJAX_PREPARED_DIR' not in os.environ:
+  os.environ['MEDJAX_PREPARED_DIR'] = os.path.join(tempfile.gettempdir(), f'medjax-prepared-{_RUN}')
 os.environ.setdefault('MEDJAX_PREPARED_DIR', tempfile.mkdtemp(prefix='medjax-prepared-'))
 os.environ['MEDJAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='medjax-xla-cache-')
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'

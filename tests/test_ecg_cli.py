@@ -99,8 +99,11 @@ def test_predict_on_wfdb_records_without_the_data_set(mitdb_run, tmp_path):
   (records / 'broken.hea').write_text('broken 2 360\n')
   output = tmp_path / 'beats.csv'
   result = run_cli('--mode=predict', f'--workdir={mitdb_run}', f'--input={records}',
-                   f'--output={output}', env=_no_data(tmp_path))
+                   f'--output={output}', '--saliency', '--saliency_limit=3',
+                   env=_no_data(tmp_path))
   assert result.returncode == 1, result.stderr[-2000:]  # the broken record
+  assert len(list((tmp_path / 'saliency').glob('*.png'))) == 3  # not one per beat
+  assert 'saliency overlays of the first 3 of' in result.stderr
   rows = list(csv.DictReader(output.open()))
   by_record = {}
   for row in rows:
