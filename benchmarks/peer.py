@@ -179,8 +179,10 @@ class TorchStep:
     self.labels = torch.from_numpy(batch['label']).long().to(self.device)
 
   def use_memory_format(self, memory_format):
-    self.model.to(memory_format=memory_format)
-    self.inputs['image'] = self.inputs['image'].contiguous(memory_format=memory_format)
+    """NCHW or channels-last for an image model (signals have one layout)."""
+    if 'image' in self.inputs:
+      self.model.to(memory_format=memory_format)
+      self.inputs['image'] = self.inputs['image'].contiguous(memory_format=memory_format)
 
   def _forward(self):
     with torch.autocast(self.device.type, dtype=self.autocast_dtype,
