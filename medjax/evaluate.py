@@ -10,7 +10,8 @@ import pathlib
 import jax
 import numpy as np
 
-from medjax import checkpoint, evaluation, explain, files, metrics, models, parallel, report
+from medjax import (calibration, checkpoint, evaluation, explain, files, metrics, models,
+                    parallel, report)
 from medjax.data import pipeline, sources
 from medjax.data.modalities import MODALITIES
 from medjax.models.encoders import ENCODERS
@@ -51,6 +52,12 @@ def _write_predictions(path, outputs, task):
   files.write_text_atomic(path, '\n'.join(rows) + '\n')
 
 
+def _with_temperature(outputs: dict, task, temperature: float) -> dict:
+  """`outputs` with 'probs' recomputed from the logits divided by `temperature`."""
+  probs = calibration.probabilities(outputs['logits'], task, temperature)
+  return {**outputs, 'probs': probs.astype(np.float32)}
+
+
 def restore_checkpoint(experiment: Experiment, workdir, which: str = 'best'):
   """(state, step, meta) of `which` checkpoint of `workdir`: 'best' (by the validation
   metric `train.select_metric`), 'latest', or a step number kept in `checkpoints/` or
@@ -78,20 +85,28 @@ def restore_checkpoint(experiment: Experiment, workdir, which: str = 'best'):
 
 def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test',
                         which: str = 'best') -> dict:
-  """Evaluates `which` checkpoint of `workdir` on `split` (operating points chosen
-  on the validation split) and writes `eval/<split>/` (for the best checkpoint,
-  else `eval/<split>-<which>/`): metrics.json, predictions.csv, the plots,
-  report.md and saliency overlays. The best checkpoint's operating point is also
-  stored as `operating_point.json`, which prediction applies. Returns the metrics."""
+  """Evaluates `which` checkpoint of `workdir` on `split` (the temperature and the
+  operating points chosen on the validation split) and writes `eval/<split>/` (for the
+  best checkpoint, else `eval/<split>-<which>/`): metrics.json, predictions.csv, the
+  plots, report.md and saliency overlays. The reported probabilities are calibrated
+  (`eval.calibrate`); `calibration` holds the split's NLL, ECE and Brier score before
+  and after. The best checkpoint's temperature and operating point are also stored
+  (`calibration.json`, `operating_point.json`) for prediction. Returns the metrics."""
   config, task = experiment.config, experiment.dataset.task
   state, step, meta = restore_checkpoint(experiment, workdir, which)
   values, outputs = evaluate(experiment, state, split)
   val_outputs = outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
+  val_kept = evaluation.kept(val_outputs)
+  temperature = (calibration.fit_temperature(val_kept['logits'], val_kept['label'], task)
+                 if config.eval.calibrate else 1.0)
+  split_kept = evaluation.kept(outputs)
+  calibrated = calibration.report(split_kept['logits'], split_kept['label'], task, temperature)
+  outputs, val_outputs = (_with_temperature(o, task, temperature) for o in (outputs, val_outputs))
   result = {'split': split, 'checkpoint': which, 'step': step,
             'select_metric': meta.get('select_metric', experiment.select_metric),
             'best_validation': meta['best_metric'], 'data': config.data.name,
             'model': config.model.name, 'num_params': count_params(state),
-            'confidence': config.eval.confidence, **values,
+            'confidence': config.eval.confidence, **values, 'calibration': calibrated,
             **evaluation.clinical_report(outputs, val_outputs, task, config.eval)}
   if jax.process_index() == 0:
     out_dir = pathlib.Path(workdir) / 'eval' / (split if which == 'best' else f'{split}-{which}')
@@ -99,9 +114,12 @@ def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test',
     report.write_report(result, outputs, task, config.eval, out_dir)
     if config.explain.num_images:
       write_saliency(experiment, state, outputs, result, out_dir / 'saliency')
-    if which == 'best' and 'operating_point' in result:
-      files.write_json_atomic(pathlib.Path(workdir) / OPERATING_POINT_FILE,
-                              result['operating_point'])
+    if which == 'best':
+      files.write_json_atomic(pathlib.Path(workdir) / calibration.CALIBRATION_FILE,
+                              {'temperature': temperature, 'fitted_on': 'val', 'step': step})
+      if 'operating_point' in result:
+        files.write_json_atomic(pathlib.Path(workdir) / OPERATING_POINT_FILE,
+                                result['operating_point'])
     files.write_json_atomic(out_dir / 'metrics.json', result)
   return result
 

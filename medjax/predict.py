@@ -1,8 +1,9 @@
 """Apply a trained workdir to new inputs (`--mode=predict`), without the data set.
 
 The workdir holds what prediction needs: `config.json`, `task.json` (inputs,
-preprocessing statistics, label names), the checkpoints and `operating_point.json`
-(the threshold chosen on the validation split, for binary tasks). The data family
+preprocessing statistics, label names), the checkpoints, `calibration.json` (the
+temperature fitted on the validation split) and `operating_point.json` (the threshold
+chosen there, for binary tasks). The data family
 reads the new files into the stored example format (images: PNG/JPEG/DICOM; UCR:
 CSV/TSV series; MIT-BIH: WFDB records, one row per beat). Writes a CSV with one row
 per input: the per-class probabilities and the decision. An input that cannot be
@@ -17,7 +18,7 @@ import sys
 
 import numpy as np
 
-from medjax import data, evaluate, files, parallel, report
+from medjax import calibration, data, evaluate, files, parallel, report
 from medjax.data import pipeline
 from medjax.data.task import Task
 
@@ -31,12 +32,19 @@ def stored_dataset(workdir) -> data.Dataset:
   return data.Dataset(task=Task.from_json(path.read_text()), sources={})
 
 
-def _probabilities(experiment, state, inputs: dict) -> np.ndarray:
+def _temperature(workdir) -> float:
+  """The workdir's fitted temperature; 1 for a workdir evaluated before calibration
+  existed (its operating point was chosen on uncalibrated probabilities too)."""
+  path = pathlib.Path(workdir) / calibration.CALIBRATION_FILE
+  return float(json.loads(path.read_text())['temperature']) if path.exists() else 1.0
+
+
+def _probabilities(experiment, state, inputs: dict, temperature: float) -> np.ndarray:
   batch_size = experiment.config.data.eval_batch_size
   parallel.local_batch_size(batch_size, experiment.mesh)
   task = experiment.dataset.task
   count = len(next(iter(inputs.values())))
-  probs = []
+  logits = []
   for start in range(0, count, batch_size):
     chunk = {key: values[start:start + batch_size] for key, values in inputs.items()}
     size = len(next(iter(chunk.values())))
@@ -47,8 +55,8 @@ def _probabilities(experiment, state, inputs: dict) -> np.ndarray:
     batch.update(mask=np.zeros(batch_size, np.float32), index=np.zeros(batch_size, np.int32),
                  label=np.zeros(label_shape, np.float32 if task.multilabel else np.int32))
     outputs = experiment.eval_step(state, parallel.to_global(batch, experiment.mesh))
-    probs.append(parallel.to_host(outputs['probs'])[:size])
-  return np.concatenate(probs)
+    logits.append(parallel.to_host(outputs['logits'])[:size])
+  return calibration.probabilities(np.concatenate(logits), task, temperature)
 
 
 def _binary_threshold(workdir, task, config) -> tuple[int | None, float | None]:
@@ -84,7 +92,8 @@ def predict(experiment, workdir, input_path, output_csv=None, saliency: int = 0,
   state, _, _ = evaluate.restore_checkpoint(experiment, workdir, which)
   inputs = pipeline.model_inputs({key: np.stack([value[key] for _, value in good])
                                   for key in task.inputs}, task)
-  probs = dict(zip((name for name, _ in good), _probabilities(experiment, state, inputs)))
+  probs = dict(zip((name for name, _ in good),
+                   _probabilities(experiment, state, inputs, _temperature(workdir))))
 
   def decision(p):
     if task.multilabel:

@@ -13,9 +13,9 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn import calibration, metrics as skm  # noqa: E402
+from sklearn import calibration as sk_calibration, metrics as skm  # noqa: E402
 
-from medjax import files  # noqa: E402
+from medjax import calibration, files  # noqa: E402
 from medjax.evaluation import kept, positive_index  # noqa: E402
 
 
@@ -42,7 +42,9 @@ def _roc_band(labels, scores, num_resamples, seed, confidence):
   return grid, np.percentile(curves, tail, axis=0), np.percentile(curves, 100 - tail, axis=0)
 
 
-def _binary_plots(labels, scores, result, eval_config, out_dir, title):
+def _binary_plots(labels, scores, uncalibrated, result, eval_config, out_dir, title):
+  """ROC, PR and reliability plots; the last also shows the `uncalibrated` scores
+  (None: no calibration)."""
   metrics = result['metrics']
   figure, axis = plt.subplots(figsize=(4.5, 4.5))
   fpr, tpr, _ = skm.roc_curve(labels, scores)
@@ -69,10 +71,17 @@ def _binary_plots(labels, scores, result, eval_config, out_dir, title):
   save_figure(figure, out_dir / 'pr.png')
 
   figure, axis = plt.subplots(figsize=(4.5, 4.5))
-  observed, predicted = calibration.calibration_curve(labels, scores, n_bins=10,
-                                                      strategy='uniform')
-  axis.plot(predicted, observed, 'o-', label=f'ECE {metrics["ece"]["value"]:.3f}, '
-            f'Brier {metrics["brier"]["value"]:.3f}')
+  if uncalibrated is not None:
+    before = result['calibration']['before']
+    observed, predicted = sk_calibration.calibration_curve(labels, uncalibrated, n_bins=10,
+                                                           strategy='uniform')
+    axis.plot(predicted, observed, 's--', color='grey', alpha=0.8,
+              label=f'uncalibrated: ECE {before["ece"]:.3f}, Brier {before["brier"]:.3f}')
+  observed, predicted = sk_calibration.calibration_curve(labels, scores, n_bins=10,
+                                                         strategy='uniform')
+  temperature = result.get('calibration', {}).get('temperature', 1.0)
+  axis.plot(predicted, observed, 'o-', label=f'T={temperature:.2f}: ECE '
+            f'{metrics["ece"]["value"]:.3f}, Brier {metrics["brier"]["value"]:.3f}')
   axis.plot([0, 1], [0, 1], ':', color='grey', label='perfect calibration')
   axis.set(xlabel='predicted probability', ylabel='observed frequency',
            title=f'Reliability: {title}', xlim=(0, 1), ylim=(0, 1))
@@ -104,6 +113,13 @@ def _markdown(result, plots) -> str:
     lines += [f'Operating point: {op["rule"]} chosen on the {op["chosen_on"]} split{where}'
               + (f', positive class "{result["positive_class"]}".' if 'positive_class' in result
                  else '.'), '']
+  if 'calibration' in result:
+    cal = result['calibration']
+    lines += [f'Probabilities calibrated by temperature scaling (T = {cal["temperature"]:.3f}, '
+              f'fitted on the {cal["fitted_on"]} split): on this split NLL '
+              f'{cal["before"]["nll"]:.4f} -> {cal["after"]["nll"]:.4f}, ECE '
+              f'{cal["before"]["ece"]:.4f} -> {cal["after"]["ece"]:.4f}, Brier '
+              f'{cal["before"]["brier"]:.4f} -> {cal["after"]["brier"]:.4f}.', '']
   confidence = result.get('confidence', 0.95)
   lines += [f'| metric | value | {confidence:.0%} CI |', '|---|---|---|']
   for name, entry in result['metrics'].items():
@@ -123,8 +139,11 @@ def write_report(result: dict, outputs: dict, task, eval_config, out_dir):
     if task.kind == 'binary':
       positive = positive_index(task, eval_config.positive_class)
       labels = (outputs['label'] == positive).astype(int)
-      matrix = _binary_plots(labels, outputs['probs'][:, positive].astype(np.float64), result,
-                             eval_config, out_dir, title)
+      temperature = result.get('calibration', {}).get('temperature', 1.0)
+      uncalibrated = (calibration.probabilities(outputs['logits'], task)[:, positive]
+                      if temperature != 1.0 else None)
+      matrix = _binary_plots(labels, outputs['probs'][:, positive].astype(np.float64),
+                             uncalibrated, result, eval_config, out_dir, title)
       names = [f'not {task.label_names[positive]}', task.label_names[positive]]
       plots += ['roc.png', 'pr.png', 'reliability.png']
       _confusion_plot(matrix, names, out_dir, title)

@@ -117,7 +117,8 @@ def train_step(state, batch, rng, *, task: Task, weights, label_smoothing: float
 
 
 def eval_step(state, batch, *, task: Task):
-  """Per-example probabilities and unweighted, unsmoothed loss for one batch."""
+  """Per-example logits (for calibration), probabilities and unweighted, unsmoothed loss
+  for one batch."""
   logits = state.apply_fn(model_variables(state), batch, train=False)
-  return {'probs': probabilities(logits, task),
+  return {'logits': logits, 'probs': probabilities(logits, task),
           'loss': per_example_loss(logits, batch['label'], task)}
