@@ -4,8 +4,11 @@
 selects checkpoints by; `evaluate_checkpoint(experiment, workdir, split)` restores a
 checkpoint and writes `eval/<split>/`. The command line calls the latter after
 training and again for `--mode=eval`, so both write identical numbers.
+`evaluate_ensemble` does the same for several workdirs as one model
+(`--mode=eval --ensemble=W1,W2,...`).
 """
 import pathlib
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -83,6 +86,44 @@ def restore_checkpoint(experiment: Experiment, workdir, which: str = 'best'):
                           f'{", ".join(folders)}): train first')
 
 
+class _Evaluated(NamedTuple):
+  """One checkpoint on a split and on validation, probabilities calibrated."""
+  state: Any
+  step: int
+  meta: dict
+  values: dict        # the uncalibrated validation-style metrics of the split
+  outputs: dict
+  val_outputs: dict
+  temperature: float
+  calibration: dict   # the split's NLL, ECE and Brier before and after
+
+
+def _evaluate_calibrated(experiment: Experiment, workdir, split: str, which: str) -> _Evaluated:
+  task = experiment.dataset.task
+  state, step, meta = restore_checkpoint(experiment, workdir, which)
+  values, outputs = evaluate(experiment, state, split)
+  val_outputs = outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
+  val_kept = evaluation.kept(val_outputs)
+  temperature = (calibration.fit_temperature(val_kept['logits'], val_kept['label'], task)
+                 if experiment.config.eval.calibrate else 1.0)
+  split_kept = evaluation.kept(outputs)
+  calibrated = calibration.report(split_kept['logits'], split_kept['label'], task, temperature)
+  outputs, val_outputs = (_with_temperature(o, task, temperature) for o in (outputs, val_outputs))
+  return _Evaluated(state, step, meta, values, outputs, val_outputs, temperature, calibrated)
+
+
+def _eval_dir(workdir, split: str, which: str) -> pathlib.Path:
+  return pathlib.Path(workdir) / 'eval' / (split if which == 'best' else f'{split}-{which}')
+
+
+def _write_results(result: dict, outputs: dict, task, config, workdir, out_dir, which: str):
+  _write_predictions(out_dir / 'predictions.csv', outputs, task)
+  report.write_report(result, outputs, task, config.eval, out_dir)
+  if which == 'best' and 'operating_point' in result:
+    files.write_json_atomic(pathlib.Path(workdir) / OPERATING_POINT_FILE,
+                            result['operating_point'])
+
+
 def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test',
                         which: str = 'best') -> dict:
   """Evaluates `which` checkpoint of `workdir` on `split` (the temperature and the
@@ -93,33 +134,71 @@ def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test',
   and after. The best checkpoint's temperature and operating point are also stored
   (`calibration.json`, `operating_point.json`) for prediction. Returns the metrics."""
   config, task = experiment.config, experiment.dataset.task
-  state, step, meta = restore_checkpoint(experiment, workdir, which)
-  values, outputs = evaluate(experiment, state, split)
-  val_outputs = outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
-  val_kept = evaluation.kept(val_outputs)
-  temperature = (calibration.fit_temperature(val_kept['logits'], val_kept['label'], task)
-                 if config.eval.calibrate else 1.0)
-  split_kept = evaluation.kept(outputs)
-  calibrated = calibration.report(split_kept['logits'], split_kept['label'], task, temperature)
-  outputs, val_outputs = (_with_temperature(o, task, temperature) for o in (outputs, val_outputs))
-  result = {'split': split, 'checkpoint': which, 'step': step,
-            'select_metric': meta.get('select_metric', experiment.select_metric),
-            'best_validation': meta['best_metric'], 'data': config.data.name,
-            'model': config.model.name, 'num_params': count_params(state),
-            'confidence': config.eval.confidence, **values, 'calibration': calibrated,
-            **evaluation.clinical_report(outputs, val_outputs, task, config.eval)}
+  run = _evaluate_calibrated(experiment, workdir, split, which)
+  result = {'split': split, 'checkpoint': which, 'step': run.step,
+            'select_metric': run.meta.get('select_metric', experiment.select_metric),
+            'best_validation': run.meta['best_metric'], 'data': config.data.name,
+            'model': config.model.name, 'num_params': count_params(run.state),
+            'confidence': config.eval.confidence, **run.values, 'calibration': run.calibration,
+            **evaluation.clinical_report(run.outputs, run.val_outputs, task, config.eval)}
   if jax.process_index() == 0:
-    out_dir = pathlib.Path(workdir) / 'eval' / (split if which == 'best' else f'{split}-{which}')
-    _write_predictions(out_dir / 'predictions.csv', outputs, task)
-    report.write_report(result, outputs, task, config.eval, out_dir)
+    out_dir = _eval_dir(workdir, split, which)
+    _write_results(result, run.outputs, task, config, workdir, out_dir, which)
     if config.explain.num_images:
-      write_saliency(experiment, state, outputs, result, out_dir / 'saliency')
+      write_saliency(experiment, run.state, run.outputs, result, out_dir / 'saliency')
     if which == 'best':
       files.write_json_atomic(pathlib.Path(workdir) / calibration.CALIBRATION_FILE,
-                              {'temperature': temperature, 'fitted_on': 'val', 'step': step})
-      if 'operating_point' in result:
-        files.write_json_atomic(pathlib.Path(workdir) / OPERATING_POINT_FILE,
-                                result['operating_point'])
+                              {'temperature': run.temperature, 'fitted_on': 'val',
+                               'step': run.step})
+    files.write_json_atomic(out_dir / 'metrics.json', result)
+  return result
+
+
+def _mean_of_members(member_outputs: list[dict], task) -> dict:
+  """The members' outputs with 'probs' their mean and 'loss' its per-example NLL."""
+  first = member_outputs[0]
+  for other in member_outputs[1:]:
+    if not np.array_equal(other['index'], first['index']):
+      raise ValueError('ensemble members evaluated different examples')
+  probs = np.mean([o['probs'].astype(np.float64) for o in member_outputs], axis=0)
+  clipped = np.clip(probs, 1e-12, 1 - 1e-12)
+  labels = first['label']
+  if task.multilabel:
+    loss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped), -1)
+  else:
+    loss = -np.log(clipped[np.arange(len(labels)), labels.astype(int)])
+  kept_keys = {k: v for k, v in first.items() if k not in ('logits', 'probs', 'loss')}
+  return {**kept_keys, 'probs': probs.astype(np.float32), 'loss': loss}
+
+
+def evaluate_ensemble(members: list[tuple[Experiment, pathlib.Path]], workdir,
+                      split: str = 'test', which: str = 'best') -> dict:
+  """Evaluates several trained workdirs as one model: the mean of their calibrated
+  probabilities (each member's temperature fitted on its own validation outputs),
+  reported as a single model is (intervals, the operating point chosen on the
+  validation split of the mean). Writes `workdir/eval/<split>/` (no saliency: there is
+  no one model to explain), `ensemble.json` and, for the best checkpoints,
+  `operating_point.json`. Returns the metrics."""
+  experiment = members[0][0]
+  config, task = experiment.config, experiment.dataset.task
+  runs = [_evaluate_calibrated(e, member_dir, split, which) for e, member_dir in members]
+  outputs = _mean_of_members([run.outputs for run in runs], task)
+  val_outputs = _mean_of_members([run.val_outputs for run in runs], task)
+  described = [{'workdir': str(member_dir), 'model': e.config.model.name, 'step': run.step,
+                'temperature': run.temperature, 'calibration': run.calibration}
+               for (e, member_dir), run in zip(members, runs)]
+  result = {'split': split, 'checkpoint': which, 'ensemble': described,
+            'data': config.data.name,
+            'model': '+'.join(e.config.model.name for e, _ in members),
+            'num_params': sum(count_params(run.state) for run in runs),
+            'confidence': config.eval.confidence,
+            **metrics.classification_metrics(outputs, task),
+            **evaluation.clinical_report(outputs, val_outputs, task, config.eval)}
+  if jax.process_index() == 0:
+    out_dir = _eval_dir(workdir, split, which)
+    files.write_json_atomic(pathlib.Path(workdir) / 'ensemble.json',
+                            {'members': [d['workdir'] for d in described], 'checkpoint': which})
+    _write_results(result, outputs, task, config, workdir, out_dir, which)
     files.write_json_atomic(out_dir / 'metrics.json', result)
   return result
 

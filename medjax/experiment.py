@@ -40,6 +40,9 @@ _SALIENCY = flags.DEFINE_bool('saliency', False, '--mode=predict: also write sal
 _SALIENCY_LIMIT = flags.DEFINE_integer('saliency_limit', 64, '--mode=predict --saliency: explain '
                                        'at most this many inputs (the first ones; a WFDB '
                                        'record holds thousands of beats)', lower_bound=1)
+_ENSEMBLE = flags.DEFINE_list('ensemble', [], '--mode=eval: evaluate these trained workdirs '
+                              'as one model (the mean of their calibrated probabilities), '
+                              'writing the results into --workdir')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'join a multi-process job '
                                  '(jax.distributed.initialize; see medjax/parallel.py)')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool('allow_config_change', False, 'train in a workdir '
@@ -77,7 +80,27 @@ def _stored_config(workdir: pathlib.Path):
     _fail(f'{stored} is not a valid medjax config ({error})', CONFIG_EXIT_CODE)
 
 
+def _ensemble_configs(members: list[str]) -> list:
+  """The members' stored configs; they must be trained on one data set."""
+  configs = []
+  for member in members:
+    path = pathlib.Path(member)
+    if not (path / 'config.json').exists():
+      _fail(f'--ensemble: {path / "config.json"} not found: a member must be a trained workdir',
+            CONFIG_EXIT_CODE)
+    configs.append(_stored_config(path))
+  names = sorted({c.data.name for c in configs})
+  if len(names) > 1:
+    _fail(f'--ensemble: the members were trained on different data sets ({names})',
+          CONFIG_EXIT_CODE)
+  return configs
+
+
 def _resolve_config(workdir: pathlib.Path, mode: str):
+  if _ENSEMBLE.value:
+    if mode != 'eval':
+      _fail('--ensemble works with --mode=eval only', CONFIG_EXIT_CODE)
+    return _ensemble_configs(_ENSEMBLE.value)[0]
   if mode in ('eval', 'predict'):
     if not (workdir / 'config.json').exists():
       _fail(f'{workdir / "config.json"} not found: --mode={mode} needs a trained workdir',
@@ -148,6 +171,13 @@ def main(argv=None) -> dict:
       print(f'medjax: {written} prediction(s) written; {failed} input(s) could not be read',
             file=sys.stderr)
       sys.exit(1 if failed else 0)
+    if _ENSEMBLE.value:
+      members = [(setup.build_experiment(member_config), pathlib.Path(member))
+                 for member, member_config in zip(_ENSEMBLE.value,
+                                                  _ensemble_configs(_ENSEMBLE.value))]
+      result = evaluate.evaluate_ensemble(members, workdir, _SPLIT.value, _CHECKPOINT.value)
+      print(json.dumps(result, sort_keys=True))
+      return result
     experiment = setup.build_experiment(config)
     if _MODE.value == 'train':
       files.write_text_atomic(workdir / 'config.json', config_lib.to_json(config))

@@ -104,9 +104,14 @@ def _confusion_plot(matrix, names, out_dir, title):
 
 
 def _markdown(result, plots) -> str:
+  if 'ensemble' in result:
+    steps = ', '.join(str(member['step']) for member in result['ensemble'])
+    which = (f'an ensemble of {len(result["ensemble"])} workdirs, the mean of their '
+             f'calibrated probabilities; checkpoints: {result["checkpoint"]} (steps {steps})')
+  else:
+    which = f'Checkpoint: {result["checkpoint"]} (step {result["step"]})'
   lines = [f'# {result["data"]} / {result["model"]}: {result["split"]} split',
-           '', f'Checkpoint: {result["checkpoint"]} (step {result["step"]}); '
-           f'{result["num_examples"]} examples.', '']
+           '', f'{which[0].upper()}{which[1:]}; {result["num_examples"]} examples.', '']
   if 'operating_point' in result:
     op = result['operating_point']
     where = f' at threshold {op["threshold"]:.4f}' if 'threshold' in op else ''
