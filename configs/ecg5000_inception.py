@@ -10,7 +10,8 @@ from configs import common
 def use_ecg5000(config):
   """ECG5000 with the recipe of every ECG5000 model: signal augmentation, 500 steps
   (validation accuracy and loss stopped improving after step 100 in a 1500-step
-  InceptionTime run), validation every 50 steps."""
+  InceptionTime run), validation every 50 steps, the checkpoint of lowest validation
+  loss: accuracy on the 100 validation series moves in steps of 0.01 and ties often."""
   config.data.name = 'ucr/ECG5000'
   config.data.augment.update(amplitude_scale=0.1, noise_std=0.05, time_shift=0.03,
                              baseline_wander=0.1)
@@ -20,6 +21,7 @@ def use_ecg5000(config):
   config.train.eval_every = 50
   config.train.checkpoint_every = 250
   config.train.log_every = 50
+  config.train.select_metric = 'loss'
   config.explain.num_images = 4
   return config
 
