@@ -71,6 +71,7 @@ def get_config():
   config.eval.confidence = 0.95
   config.eval.plots = True                    # ROC, PR, reliability, confusion matrix PNGs
   config.eval.calibrate = True                # temperature scaling fitted on val (medjax/calibration.py)
+  config.eval.tta = ''                        # test-time views averaged: hflip,vflip,shift (medjax/tta.py)
 
   config.explain = ml_collections.ConfigDict()
   config.explain.num_images = 8               # saliency overlays per evaluated split; 0: none

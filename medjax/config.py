@@ -68,7 +68,8 @@ def validate(config) -> None:
   if config.mesh.data == 0 or config.mesh.data < -1 or config.mesh.fsdp < 1:
     raise ConfigError(f'mesh.data={config.mesh.data} must be -1 (all devices) or positive, '
                       f'and mesh.fsdp={config.mesh.fsdp} positive')
-  from medjax import data, models  # the registries (imports JAX)
+  from medjax import data, models, tta  # the registries (imports JAX)
+  tta.check_config(config.eval.tta)
   data.check_config(config.data)
   models.check_config(config.model)
 

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from medjax import (calibration, checkpoint, evaluation, explain, files, metrics, models,
-                    parallel, report)
+                    parallel, report, tta)
 from medjax.data import pipeline, sources
 from medjax.data.modalities import MODALITIES
 from medjax.models.encoders import ENCODERS
@@ -28,20 +28,34 @@ def evaluate(experiment: Experiment, state, split: str) -> tuple[dict, dict]:
   """Runs the eval step over every example of `split` once; returns (metrics, outputs)."""
   eval_batch_size = experiment.config.data.eval_batch_size
   local_size = parallel.local_batch_size(eval_batch_size, experiment.mesh)
+  task = experiment.dataset.task
+  views = tta.views(experiment.config.eval.tta, task)
   gathered = []
-  for batch in pipeline.eval_batches(experiment.dataset.sources[split], experiment.dataset.task,
+  for batch in pipeline.eval_batches(experiment.dataset.sources[split], task,
                                      batch_size=local_size, process_index=jax.process_index(),
                                      process_count=jax.process_count()):
-    global_batch = parallel.to_global(device_batch(batch), experiment.mesh)
-    outputs = experiment.eval_step(state, global_batch)
-    gathered.append(parallel.to_host({**outputs, **{k: global_batch[k] for k in
-                                                    ('label', 'mask', 'index')}}))
+    per_view = []
+    for view in views:
+      global_batch = parallel.to_global(device_batch(view(batch)), experiment.mesh)
+      per_view.append(parallel.to_host({**experiment.eval_step(state, global_batch),
+                                        **{k: global_batch[k] for k in
+                                           ('label', 'mask', 'index')}}))
+    gathered.append(per_view[0] if len(views) == 1 else _mean_of_views(per_view, task))
   outputs = {key: np.concatenate([g[key] for g in gathered]) for key in gathered[0]}
-  task = experiment.dataset.task
   if task.group_key:
     groups = sources.read_all(experiment.dataset.sources[split], keys=(task.group_key,))
     outputs['group'] = groups[task.group_key][outputs['index']]
   return metrics.classification_metrics(outputs, task), outputs
+
+
+def _mean_of_views(per_view: list[dict], task) -> dict:
+  """One batch's outputs over its test-time views: the mean logits, their probabilities
+  and loss."""
+  logits = np.mean([outputs['logits'] for outputs in per_view], axis=0)
+  labels = per_view[0]['label']
+  return {**per_view[0], 'logits': logits,
+          'probs': calibration.probabilities(logits, task).astype(np.float32),
+          'loss': np.asarray(steps.per_example_loss(logits, labels, task))}
 
 
 def _write_predictions(path, outputs, task):

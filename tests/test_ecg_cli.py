@@ -45,9 +45,9 @@ def mitdb_run(tmp_path_factory):
   return workdir
 
 
-def test_ucr_run_reports_and_selects_by_accuracy(ucr_run):
+def test_ucr_run_reports_and_selects_by_validation_loss(ucr_run):
   metrics = json.loads((ucr_run / 'eval' / 'test' / 'metrics.json').read_text())
-  assert metrics['num_examples'] == 4500 and metrics['select_metric'] == 'accuracy'
+  assert metrics['num_examples'] == 4500 and metrics['select_metric'] == 'loss'  # the config's
   assert len(metrics['per_class']) == 5 and 'balanced_accuracy' in metrics['metrics']
   assert len(list((ucr_run / 'eval' / 'test' / 'saliency').glob('*.png'))) == 2
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from medjax import data, metrics, models, parallel
+from medjax import data, metrics, models, parallel, tta
 from medjax.data import pipeline
 from medjax.config import ConfigError
 from medjax.train import objectives
@@ -53,6 +53,7 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
     jax.config.update('jax_compilation_cache_dir', config.compile.cache_dir)
   dataset = dataset or data.load(config.data)
   task = dataset.task
+  tta.views(config.eval.tta, task)  # a view no input has: a ConfigError now, not at validation
   mesh = parallel.make_mesh(config.mesh)
   _check_train_config(config, mesh)
   select_metric = objectives.select_metric(task, config.train.select_metric,

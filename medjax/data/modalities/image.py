@@ -1,6 +1,7 @@
 """Images: uint8 pixels -> [-1, 1]; batched affine, flip and intensity augmentation."""
 import numpy as np
 
+from medjax import tta
 from medjax.data.modalities import image_augment
 
 CONFIG = {
@@ -14,6 +15,14 @@ CONFIG = {
 }
 STANDARDISED = False
 BLACK = -1.0  # a black pixel after normalisation: the integrated-gradients baseline
+SHIFT_PIXELS = 2
+# Test-time views of a (batch, H, W, C) array of model inputs (medjax/tta.py).
+TTA_VIEWS = {
+    'hflip': [lambda x: x[:, :, ::-1]],
+    'vflip': [lambda x: x[:, ::-1]],
+    'shift': [lambda x, axis=axis, amount=amount: tta.shifted(x, axis, amount, BLACK)
+              for axis in (1, 2) for amount in (-SHIFT_PIXELS, SHIFT_PIXELS)],
+}
 
 
 def normalise(image: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ by `draw` from the batch's generator, so the same seed gives the same batches:
 """
 import numpy as np
 
+from medjax import tta
+
 CONFIG = {
     'data.augment.amplitude_scale': 0.0,
     'data.augment.noise_std': 0.0,
@@ -22,6 +24,20 @@ CONFIG = {
 }
 STANDARDISED = True
 BLACK = 0.0  # the training mean: the integrated-gradients baseline
+SHIFT_FRACTION = 0.02
+
+
+def _shift_views():
+  def view(sign):
+    def shift(x):  # (batch, length, channels)
+      amount = sign * max(1, round(SHIFT_FRACTION * x.shape[1]))
+      return tta.shifted(x, 1, amount, BLACK)
+    return shift
+  return [view(-1), view(1)]
+
+
+# Test-time views of a (batch, length, channels) array of model inputs (medjax/tta.py).
+TTA_VIEWS = {'shift': _shift_views()}
 WANDER_HZ = (0.05, 0.5)
 
 
