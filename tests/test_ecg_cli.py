@@ -29,20 +29,21 @@ def _no_data(tmp_path) -> dict:
           'MEDJAX_PREPARED_DIR': str(tmp_path / 'no_prepared')}
 
 
-@pytest.fixture(scope='module')
-def ucr_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('ucr') / 'run'
-  result = run_cli(*UCR, f'--workdir={workdir}')
+def _trained(tmp_path_factory, name: str, args: list[str]):
+  workdir = tmp_path_factory.mktemp(name) / 'run'
+  result = run_cli(*args, f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
   return workdir
+
+
+@pytest.fixture(scope='module')
+def ucr_run(tmp_path_factory):
+  return _trained(tmp_path_factory, 'ucr', UCR)
 
 
 @pytest.fixture(scope='module')
 def mitdb_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('mitdb') / 'run'
-  result = run_cli(*MITDB, f'--workdir={workdir}')
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir
+  return _trained(tmp_path_factory, 'mitdb', MITDB)
 
 
 def test_ucr_run_reports_and_selects_by_validation_loss(ucr_run):
