@@ -52,6 +52,10 @@ def get_config():
   config.train.microbatches = 1               # gradient accumulation over this many micro-batches
   config.train.nonfinite = 'stop'             # NaN/Inf loss or gradient: stop | skip (the update)
   config.train.select_metric = ''             # validation metric of the best checkpoint; '' = by task
+  config.train.ema = False                    # evaluate and checkpoint a moving average of the weights
+  config.train.ema_decay = 0.999              # its decay per step (lower early on: train/step.py)
+  config.train.mixup_alpha = 0.0              # mixup's Beta(α, α); 0 = off (medjax/train/mixing.py)
+  config.train.cutmix_alpha = 0.0             # CutMix's Beta(α, α); 0 = off
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = 'adam'                  # adam | adamw | sgd (with momentum)

@@ -68,6 +68,11 @@ def validate(config) -> None:
   if config.mesh.data == 0 or config.mesh.data < -1 or config.mesh.fsdp < 1:
     raise ConfigError(f'mesh.data={config.mesh.data} must be -1 (all devices) or positive, '
                       f'and mesh.fsdp={config.mesh.fsdp} positive')
+  if not 0.0 <= config.train.ema_decay < 1.0:
+    raise ConfigError(f'train.ema_decay={config.train.ema_decay} must be in [0, 1)')
+  for field in ('mixup_alpha', 'cutmix_alpha'):
+    if config.train[field] < 0:
+      raise ConfigError(f'train.{field}={config.train[field]} must be >= 0 (0: off)')
   from medjax import data, models, tta  # the registries (imports JAX)
   tta.check_config(config.eval.tta)
   data.check_config(config.data)

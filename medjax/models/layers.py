@@ -2,6 +2,7 @@
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from medjax.models.conv import CONV_IMPLS
@@ -25,3 +26,24 @@ class Conv1D(nn.Module):
                 use_bias=self.use_bias, dtype=self.dtype,
                 conv_general_dilated=CONV_IMPLS[self.conv_impl])(x[:, None])
     return y[:, 0]
+
+
+class DropPath(nn.Module):
+  """Stochastic depth (Huang et al. 2016): in training, the residual branch of each
+  example is dropped with probability `rate` and scaled by 1 / (1 - rate) otherwise;
+  the identity at evaluation. Draws from the 'dropout' stream."""
+  rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, *, deterministic: bool):
+    if deterministic or not self.rate:
+      return x
+    keep = 1.0 - self.rate
+    kept = jax.random.bernoulli(self.make_rng('dropout'), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+    return jnp.where(kept, x / keep, jnp.zeros_like(x))
+
+
+def drop_path_rates(rate: float, blocks: int) -> list[float]:
+  """Per-block stochastic-depth rates rising linearly from 0 to `rate` (the last block),
+  as in Huang et al. and timm."""
+  return [rate * index / max(blocks - 1, 1) for index in range(blocks)]

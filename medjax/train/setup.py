@@ -13,7 +13,7 @@ import numpy as np
 from medjax import data, metrics, models, parallel, tta
 from medjax.data import pipeline
 from medjax.config import ConfigError
-from medjax.train import objectives
+from medjax.train import mixing, objectives
 from medjax.train import step as steps
 from medjax.train.state import TrainState, make_optimizer
 
@@ -34,7 +34,7 @@ class Experiment:
 NONFINITE_MODES = ('stop', 'skip')
 
 
-def _check_train_config(config, mesh):
+def _check_train_config(config, mesh, task):
   """Fails early, naming the field, on settings the step cannot honour."""
   microbatches, devices = config.train.microbatches, mesh.devices.size
   if microbatches < 1 or config.train.batch_size % (microbatches * devices):
@@ -43,6 +43,7 @@ def _check_train_config(config, mesh):
   if config.train.nonfinite not in NONFINITE_MODES:
     raise ConfigError(f'train.nonfinite={config.train.nonfinite!r} is not one of '
                       f'{NONFINITE_MODES}')
+  mixing.check_inputs(config.train, task)
 
 
 def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
@@ -55,7 +56,7 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
   task = dataset.task
   tta.views(config.eval.tta, task)  # a view no input has: a ConfigError now, not at validation
   mesh = parallel.make_mesh(config.mesh)
-  _check_train_config(config, mesh)
+  _check_train_config(config, mesh, task)
   select_metric = objectives.select_metric(task, config.train.select_metric,
                                            metrics.metric_names(task))
   model = models.build(config.model, task)
@@ -69,8 +70,11 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
 
   def init():
     variables = model.init({'params': init_rng, 'dropout': init_rng}, example, train=False)
-    return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=optimizer,
-                             batch_stats=variables.get('batch_stats'))
+    state = TrainState.create(apply_fn=model.apply, params=variables['params'], tx=optimizer,
+                              batch_stats=variables.get('batch_stats'))
+    if config.train.ema:
+      state = state.replace(ema=steps.model_variables(state, state.params))
+    return state
 
   replicated = parallel.replicated(mesh)
   state_sharding = parallel.state_shardings(jax.eval_shape(init), mesh,
@@ -82,7 +86,10 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
       functools.partial(steps.train_step, task=task, weights=weights,
                         label_smoothing=config.train.label_smoothing,
                         microbatches=config.train.microbatches,
-                        skip_nonfinite=config.train.nonfinite == 'skip'),
+                        skip_nonfinite=config.train.nonfinite == 'skip',
+                        ema_decay=config.train.ema_decay,
+                        mixup_alpha=config.train.mixup_alpha,
+                        cutmix_alpha=config.train.cutmix_alpha),
       in_shardings=(state_sharding, batch_sharding, replicated),
       out_shardings=(state_sharding, replicated), donate_argnums=0)
   eval_step = jax.jit(functools.partial(steps.eval_step, task=task),

@@ -7,6 +7,9 @@ from flax.training import train_state
 
 class TrainState(train_state.TrainState):
   batch_stats: Any = None
+  # An exponential moving average of the model variables ({'params'[, 'batch_stats']}),
+  # evaluated and checkpointed in their place; None unless `train.ema`.
+  ema: Any = None
 
 
 OPTIMIZERS = ('adam', 'adamw', 'sgd')

@@ -2,6 +2,8 @@
 
 Each modality module has:
   CONFIG                    config fragment: dotted field -> default (its augmentation fields);
+  POSITIONAL                (optional) whether the axes between batch and channels are
+                            positions (pixels, voxels, time steps: CutMix cuts boxes of them);
   STANDARDISED              whether the registry computes per-channel training statistics;
   prepare(values, spec, augment_config, params) -> float32 model inputs, augmented
                             with `params` (from `draw`) when they are given;

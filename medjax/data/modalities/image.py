@@ -13,6 +13,7 @@ CONFIG = {
     'data.augment.brightness': 0.0,        # additive, uniform in [-b, b] (pixels in [0, 1])
     'data.augment.contrast': 0.0,          # factor uniform in [1 - c, 1 + c]
 }
+POSITIONAL = True  # the axes between batch and channels are positions (CutMix boxes)
 STANDARDISED = False
 BLACK = -1.0  # a black pixel after normalisation: the integrated-gradients baseline
 SHIFT_PIXELS = 2

@@ -22,6 +22,7 @@ CONFIG = {
     'data.augment.time_shift': 0.0,
     'data.augment.baseline_wander': 0.0,
 }
+POSITIONAL = True  # the axes between batch and channels are positions (CutMix boxes)
 STANDARDISED = True
 BLACK = 0.0  # the training mean: the integrated-gradients baseline
 SHIFT_FRACTION = 0.02

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.models.conv import CONV_IMPLS
+from medjax.models.layers import DropPath, drop_path_rates
 from medjax.models.pool import max_pool
 from medjax.models.taps import tap
 
@@ -23,7 +24,8 @@ from medjax.config import ConfigError
 STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 STEMS = ('imagenet', 'cifar', 'stride2')
 MODALITY = 'image'
-CONFIG = {'model.resnet.depth': 18, 'model.resnet.width': 64, 'model.resnet.stem': 'cifar'}
+CONFIG = {'model.resnet.depth': 18, 'model.resnet.width': 64, 'model.resnet.stem': 'cifar',
+          'model.resnet.drop_path': 0.0}  # stochastic depth of the last block (0: off)
 GRAD_CAM_LAYER = 'stage2'
 
 
@@ -35,12 +37,16 @@ def check_config(model_config) -> None:
     raise ConfigError(f'model.resnet.stem={cfg.stem!r} is not one of {STEMS}')
   if cfg.width < 1:
     raise ConfigError(f'model.resnet.width={cfg.width} must be positive')
+  if not 0.0 <= cfg.drop_path < 1.0:
+    raise ConfigError(f'model.resnet.drop_path={cfg.drop_path} must be in [0, 1)')
 
 
-def _add_shortcut(residual, y, strides, conv, norm):
-  """Adds the (projected, where shapes differ) input to the block's output."""
+def _add_shortcut(residual, y, block):
+  """Adds the (projected, where shapes differ) input to the block's output, the
+  output dropped by stochastic depth."""
   if residual.shape != y.shape:
-    residual = norm()(conv(y.shape[-1], (1, 1), strides)(residual))
+    residual = block.norm()(block.conv(y.shape[-1], (1, 1), block.strides)(residual))
+  y = DropPath(block.drop_path)(y, deterministic=block.deterministic)
   return nn.relu(residual + y)
 
 
@@ -49,6 +55,8 @@ class BasicBlock(nn.Module):
   strides: int
   conv: Any
   norm: Any
+  drop_path: float = 0.0
+  deterministic: bool = True
 
   @nn.compact
   def __call__(self, x):
@@ -56,7 +64,7 @@ class BasicBlock(nn.Module):
     y = nn.relu(self.norm()(y))
     y = self.conv(self.features, (3, 3))(y)
     y = self.norm(scale_init=nn.initializers.zeros)(y)
-    return _add_shortcut(x, y, self.strides, self.conv, self.norm)
+    return _add_shortcut(x, y, self)
 
 
 class BottleneckBlock(nn.Module):
@@ -64,6 +72,8 @@ class BottleneckBlock(nn.Module):
   strides: int
   conv: Any
   norm: Any
+  drop_path: float = 0.0
+  deterministic: bool = True
 
   @nn.compact
   def __call__(self, x):
@@ -71,7 +81,7 @@ class BottleneckBlock(nn.Module):
     y = nn.relu(self.norm()(self.conv(self.features, (3, 3), self.strides)(y)))
     y = self.conv(self.features * 4, (1, 1))(y)
     y = self.norm(scale_init=nn.initializers.zeros)(y)
-    return _add_shortcut(x, y, self.strides, self.conv, self.norm)
+    return _add_shortcut(x, y, self)
 
 
 class ResNet(nn.Module):
@@ -81,6 +91,7 @@ class ResNet(nn.Module):
   conv_impl: str = 'matmul'
   dtype: Any = jnp.float32
   remat: bool = False  # recompute each block's activations in the backward pass
+  drop_path: float = 0.0
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -92,6 +103,7 @@ class ResNet(nn.Module):
     # Explicit names keep the parameter tree the same with and without remat.
     block = nn.remat(block_class) if self.remat else block_class
     count = 0
+    rates = drop_path_rates(self.drop_path, sum(STAGE_SIZES[self.depth]))
     x = x.astype(self.dtype)
     if self.stem == 'imagenet':
       x = conv(self.width, (7, 7), (2, 2), name='stem_conv')(x)
@@ -105,6 +117,7 @@ class ResNet(nn.Module):
       for index in range(num_blocks):
         strides = 2 if stage > 0 and index == 0 else 1
         x = block(self.width * 2**stage, strides, conv=conv, norm=norm,
+                  drop_path=rates[count], deterministic=not train,
                   name=f'{block_class.__name__}_{count}')(x)
         count += 1
       x = tap(self, f'stage{stage}', x)
@@ -114,4 +127,4 @@ class ResNet(nn.Module):
 def build(model_config, spec, *, dtype, conv_impl) -> ResNet:
   cfg = model_config.resnet
   return ResNet(depth=cfg.depth, width=cfg.width, stem=cfg.stem, conv_impl=conv_impl,
-                dtype=dtype, remat=model_config.remat)
+                dtype=dtype, remat=model_config.remat, drop_path=cfg.drop_path)
