@@ -8,16 +8,18 @@
   python -m medjax.ablate experiments/medmnist_v2.py --workdir=... --publish=experiments/results/X
 
 Each run is an ordinary `python -m medjax.experiment` process writing
-`<workdir>/<variant>/seed<k>/` (its output in `run.log` there). Finished runs
+`<workdir>/<variant>/seed<k>/` (its output in `run.log` there); ensemble variants
+(`Variant.ensemble_of`) are evaluated after the training runs, in
+`<workdir>/<variant>/ensemble<k>/`. Finished runs
 (with `eval/test/metrics.json`) are skipped, so a stopped sweep continues where it
 was; a half-done run resumes from its checkpoint. A failing run is reported and
 the others go on. `results.md`, `results.csv` and `results.png` are rebuilt from
 the finished runs at the end. Exit code: 0 when every run finished, 1 when some
 failed, 2 for a bad sweep file or flag.
 
-`--publish=DIR` then copies what the table is built from (each finished run's training
+`--publish=DIR` copies what the table is built from (each finished run's training
 summary, test metrics and test predictions; no checkpoints or config) into DIR in the
-same layout and writes the results there too: a folder to commit, from which
+same layout, each run as it finishes, and writes the results there at the end: a folder to commit, from which
 `--report-only --workdir=DIR` rebuilds the table, and which, copied into a fresh
 workdir, lets a sweep continue on another machine without rerunning those runs.
 """
@@ -67,8 +69,9 @@ def execute(run: sweep_lib.Run) -> tuple[int, float]:
   return code, time.perf_counter() - started
 
 
-def run_all(pending: list, jobs: int) -> dict:
-  """Runs `pending` with `jobs` processes at a time; returns {run name: exit code}."""
+def run_all(pending: list, jobs: int, on_success=lambda run: None) -> dict:
+  """Runs `pending` with `jobs` processes at a time, calling `on_success(run)` as each
+  one succeeds; returns {run name: exit code}."""
   codes = {}
   with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
     futures = {pool.submit(execute, run): run for run in pending}
@@ -79,6 +82,22 @@ def run_all(pending: list, jobs: int) -> dict:
       status = 'done' if code == 0 else f'FAILED (exit {code}; see {run.workdir / "run.log"})'
       print(f'[{len(codes)}/{len(pending)}] {run.name}: {status} in {seconds:.0f} s',
             file=sys.stderr, flush=True)
+      if code == 0:
+        on_success(run)
+  return codes
+
+
+def run_sweep(pending: list, jobs: int, on_success) -> dict:
+  """The training runs, then the ensembles whose members have all finished (the others
+  are reported and left for a later call); returns {run name: exit code}."""
+  codes = run_all([run for run in pending if not run.members], jobs, on_success)
+  ensembles = [run for run in pending if run.members]
+  ready = [run for run in ensembles
+           if all((member / sweep_lib.TEST_METRICS_FILE).exists() for member in run.members)]
+  for run in ensembles:
+    if run not in ready:
+      print(f'{run.name}: not run, some of its members are unfinished', file=sys.stderr)
+  codes.update(run_all(ready, jobs, on_success))
   return codes
 
 
@@ -106,18 +125,24 @@ def main(argv):
       state = 'finished' if run.finished else 'to run'
       print(f'{run.name}\t{state}\tpython -m medjax.experiment {" ".join(run.command_args())}')
     return
+  published_runs = sweep_lib.runs(sweep, _PUBLISH.value) if _PUBLISH.value else []
+
+  def publish_run(run):  # as each run finishes, so that a lost machine loses nothing
+    if published_runs:
+      sweep_report.publish([run], published_runs)
+
   failed = {}
   if not _REPORT_ONLY.value:
     pending = [run for run in chosen if not run.finished]
     print(f'{len(chosen) - len(pending)} of {len(chosen)} runs already finished; '
           f'running {len(pending)} with {_JOBS.value} job(s)', file=sys.stderr, flush=True)
-    failed = {name: code for name, code in run_all(pending, _JOBS.value).items() if code}
+    failed = {name: code for name, code in run_sweep(pending, _JOBS.value, publish_run).items()
+              if code}
   command = f'python -m medjax.ablate {argv[1]} --workdir={workdir}'
   if _PUBLISH.value:
     command += f' --publish={_PUBLISH.value}'
   written = sweep_report.write(sweep, all_runs, workdir, argv[1], command)
   if _PUBLISH.value:
-    published_runs = sweep_lib.runs(sweep, _PUBLISH.value)
     count = sweep_report.publish(all_runs, published_runs)
     print(f'published {count} finished run(s) to {_PUBLISH.value}', file=sys.stderr)
     written += sweep_report.write(sweep, published_runs, _PUBLISH.value, argv[1], command)

@@ -15,6 +15,12 @@ A sweep file is a Python file with `get_sweep()` returning a `Sweep`:
 
 Each (variant, seed) is one ordinary experiment run in `<workdir>/<variant>/seed<k>`.
 Config file paths are relative to the working directory, as for `--config`.
+
+A variant with `ensemble_of` trains nothing: each of its runs,
+`<workdir>/<variant>/ensemble<k>`, evaluates the runs of another variant with the
+seeds of its k-th group as one model (`--mode=eval --ensemble=...`), so the tables carry
+seed ensembles beside single models. One group of all the sweep's seeds by default;
+3 independent ensembles of 3 are `ensemble_seeds=((0, 1, 2), (3, 4, 5), (6, 7, 8))`.
 """
 import dataclasses
 import importlib.util
@@ -35,6 +41,8 @@ class Variant:
   overrides: dict = dataclasses.field(default_factory=dict)
   config: str = ''
   baseline: str = ''
+  ensemble_of: str = ''        # evaluate that variant's runs as ensembles; train nothing
+  ensemble_seeds: tuple = ()   # the seed groups, one ensemble each; () = all the sweep's seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,17 +71,23 @@ TEST_METRICS_FILE = 'eval/test/metrics.json'
 
 @dataclasses.dataclass(frozen=True)
 class Run:
+  """One run: a training run (`seed`), or an ensemble (`seed` numbers the ensemble of
+  its variant; `members` are the workdirs it evaluates together)."""
   variant: Variant
   seed: int
   config_file: str
   workdir: pathlib.Path
+  members: tuple = ()
 
   @property
   def name(self) -> str:
-    return f'{self.variant.name}/seed{self.seed}'
+    return f'{self.variant.name}/{self.workdir.name}'
 
   def command_args(self) -> list[str]:
     """The `medjax.experiment` arguments of this run."""
+    if self.members:
+      return ['--mode=eval', f'--workdir={self.workdir}',
+              f'--ensemble={",".join(str(member) for member in self.members)}']
     overrides = {**self.variant.overrides, 'seed': self.seed}
     return ([f'--config={self.config_file}', f'--workdir={self.workdir}'] +
             [f'--config.{field}={_flag_value(value)}' for field, value in overrides.items()])
@@ -126,7 +140,17 @@ def check(sweep: Sweep, source) -> None:
   if duplicates:
     raise SweepError(f'{source}: duplicate variant names {duplicates}')
   schema = common.get_config()
+  variant_of = {variant.name: variant for variant in sweep.variants}
   for variant in sweep.variants:
+    if variant.ensemble_of:
+      members = variant_of.get(variant.ensemble_of)
+      if members is None or members.ensemble_of:
+        raise SweepError(f'{source}: variant {variant.name!r}: ensemble_of='
+                         f'{variant.ensemble_of!r} is not a trained variant')
+      if any(set(group) - set(sweep.seeds) or not group for group in variant.ensemble_seeds):
+        raise SweepError(f'{source}: variant {variant.name!r}: ensemble_seeds '
+                         f'{variant.ensemble_seeds} must be non-empty groups of the seeds '
+                         f'{sweep.seeds}')
     parts = variant.name.split('/')
     if any(part in ('', '.', '..') or part.startswith('seed') for part in parts):
       raise SweepError(f'{source}: variant name {variant.name!r} cannot be a folder name')
@@ -145,8 +169,16 @@ def check(sweep: Sweep, source) -> None:
 
 
 def runs(sweep: Sweep, workdir) -> list[Run]:
-  """Every (variant, seed) run, variants in file order, seeds inner."""
+  """Every (variant, seed) run and every ensemble, variants in file order, seeds inner."""
   workdir = pathlib.Path(workdir)
-  return [Run(variant, seed, variant.config or sweep.base,
-              workdir / variant.name / f'seed{seed}')
-          for variant in sweep.variants for seed in sweep.seeds]
+  listed = []
+  for variant in sweep.variants:
+    if not variant.ensemble_of:
+      listed += [Run(variant, seed, variant.config or sweep.base,
+                     workdir / variant.name / f'seed{seed}') for seed in sweep.seeds]
+      continue
+    for number, group in enumerate(variant.ensemble_seeds or (sweep.seeds,)):
+      members = tuple(workdir / variant.ensemble_of / f'seed{seed}' for seed in group)
+      listed.append(Run(variant, number, '', workdir / variant.name / f'ensemble{number}',
+                        members))
+  return listed

@@ -140,7 +140,10 @@ def collect(sweep, runs) -> list[dict]:
   rows = []
   for name, by_seed in grouped.items():
     done = [v for v in finished[name].values() if v]
+    members = [len(run.members) for run in by_seed.values()]
     row = {'variant': name, 'data': data_of[name], 'finished': len(done), 'seeds': len(by_seed),
+           'ensemble_size': max(members) if min(members) == max(members) else
+                            f'{min(members)}-{max(members)}',
            'num_params': done[0]['num_params'] if done else None,
            'train_seconds': summarise([v['train_seconds'] for v in done])}
     metric_names = list(sweep.table_metrics) + sorted(
@@ -148,8 +151,10 @@ def collect(sweep, runs) -> list[dict]:
     row['metrics'] = {m: summarise([v['values'].get(m) for v in done]) for m in metric_names
                       if any(m in v['values'] for v in done)}
     baseline = variant_of[name].baseline or baseline_of_data.get(data_of[name])
+    # An ensemble's runs are not seeds: there is nothing to pair them with.
     comparison = (compare(by_seed, grouped[baseline], metric=sweep.metric)
-                  if baseline and baseline != name and done else None)
+                  if baseline and baseline != name and done
+                  and not variant_of[name].ensemble_of else None)
     if comparison and comparison['paired_seeds']:
       row['baseline'], row['comparison'] = baseline, comparison
     row['reference'] = sweep.reference.get(name, {})
@@ -175,7 +180,8 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
   name = COLUMN_NAMES.get(sweep.metric, sweep.metric)
   lines = [f'# Results of {source}', '', f'Reproduce: `{command}`', '',
            f'Test split. Each cell: mean ± standard deviation over the finished seeds '
-           f'[{CONFIDENCE:.0%} t interval of the mean]. AUC is the ROC AUC, accuracy the '
+           f'[{CONFIDENCE:.0%} t interval of the mean] (for an ensemble row, over its '
+           'ensembles: the mean of its members\' calibrated probabilities). AUC is the ROC AUC, accuracy the '
            'argmax accuracy; sensitivity and specificity are at the operating point chosen on '
            'the validation split; ECE is the expected calibration error; macro recall is the '
            'balanced accuracy; jκ the AAMI beat index. Comparisons are '
@@ -192,7 +198,10 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
             ['train s (mean)', f'Δ{name} vs baseline', 'p (paired t)', 'p (DeLong)'])
   lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for row in rows:
-    cells = [row['variant'], row['data'].split('/')[-1], f'{row["finished"]}/{row["seeds"]}',
+    runs_cell = f'{row["finished"]}/{row["seeds"]}'
+    if row['ensemble_size']:
+      runs_cell += f' ensembles of {row["ensemble_size"]}'
+    cells = [row['variant'], row['data'].split('/')[-1], runs_cell,
              f'{row["num_params"]:,}' if row['num_params'] else '-']
     cells += [_fmt(row['metrics'][m]) if m in row['metrics'] else '-'
               for m in sweep.table_metrics]
@@ -200,7 +209,8 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
       ref = row['reference']
       cells.append(' / '.join(f'{ref[m]:.3f}' if m in ref else '-' for m in reference_metrics)
                    if ref else '-')
-    cells.append(f'{row["train_seconds"]["mean"]:.0f}' if row['finished'] else '-')
+    trained = row['finished'] and not row['ensemble_size']
+    cells.append(f'{row["train_seconds"]["mean"]:.0f}' if trained else '-')
     comparison = row.get('comparison')
     if comparison:
       named = '' if row['baseline'] in sweep.baselines else f' (vs {row["baseline"]})'
@@ -219,8 +229,9 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
       continue
     ci = values['intervals'].get(sweep.metric)
     ci_text = f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''
+    seconds = '-' if run.members else f'{values["train_seconds"]:.0f}'
     lines.append(f'| {run.name} | {values["values"][sweep.metric]:.3f}{ci_text} | '
-                 f'{values["values"]["accuracy"]:.3f} | {values["train_seconds"]:.0f} |')
+                 f'{values["values"]["accuracy"]:.3f} | {seconds} |')
   if unfinished:
     lines += ['', f'Not finished ({len(unfinished)}): ' + ', '.join(unfinished)]
   return '\n'.join(lines) + '\n'

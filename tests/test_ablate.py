@@ -29,7 +29,8 @@ def get_sweep():
   lr = {{'lr1e-3': {{'optim.learning_rate': 1e-3}}, 'lr1e-2': {{'optim.learning_rate': 1e-2}}}}
   variants = tuple(Variant(v.name, {{**TINY, **v.overrides}}) for v in product(lr))
   return Sweep(base='configs/breast_cnn.py', seeds=(0, 1), baseline='lr1e-3',
-               variants=variants + (Variant('broken', {{**TINY, 'model.name': 'nope'}}),))
+               variants=variants + (Variant('broken', {{**TINY, 'model.name': 'nope'}}),
+                                    Variant('lr1e-3-ensemble', ensemble_of='lr1e-3')))
 '''
 
 
@@ -58,6 +59,11 @@ def test_a_failing_variant_is_reported_and_the_others_complete(swept):
       run_dir = folder / 'out' / variant / f'seed{seed}'
       assert (run_dir / 'eval' / 'test' / 'metrics.json').exists()
       assert json.loads((run_dir / 'config.json').read_text())['seed'] == seed
+  # The ensemble variant evaluated the two seeds of lr1e-3 as one model, after them.
+  ensemble_dir = folder / 'out' / 'lr1e-3-ensemble' / 'ensemble0'
+  members = json.loads((ensemble_dir / 'ensemble.json').read_text())['members']
+  assert members == [str(folder / 'out' / 'lr1e-3' / f'seed{seed}') for seed in (0, 1)]
+  assert json.loads((ensemble_dir / 'eval' / 'test' / 'metrics.json').read_text())['ensemble']
 
 
 def test_the_table_has_one_row_per_variant(swept):
@@ -65,12 +71,14 @@ def test_the_table_has_one_row_per_variant(swept):
   table = (folder / 'out' / 'results.md').read_text()
   rows = [line for line in table.splitlines() if line.startswith('| lr') or
           line.startswith('| broken')]
-  assert [row.split(' | ')[0] for row in rows[:3]] == ['| lr1e-3', '| lr1e-2', '| broken']
+  assert [row.split(' | ')[0] for row in rows[:4]] == ['| lr1e-3', '| lr1e-2', '| broken',
+                                                        '| lr1e-3-ensemble']
   assert '(baseline)' in rows[0] and '| 2/2 |' in rows[0] and '| 0/2 |' in rows[2]
+  assert '| 1/1 ensembles of 2 |' in rows[3] and rows[3].endswith('| - | - | - | - |')
   assert 'Not finished (2): broken/seed0, broken/seed1' in table
   with open(folder / 'out' / 'results.csv') as f:
     by_variant = {row['variant']: row for row in csv.DictReader(f)}
-  assert set(by_variant) == {'lr1e-3', 'lr1e-2', 'broken'}
+  assert set(by_variant) == {'lr1e-3', 'lr1e-2', 'broken', 'lr1e-3-ensemble'}
   assert by_variant['lr1e-2']['baseline'] == 'lr1e-3' and by_variant['broken']['finished'] == '0'
   assert (folder / 'out' / 'results.png').stat().st_size > 0
 
@@ -117,10 +125,11 @@ def test_rerunning_skips_finished_runs_and_report_only_rebuilds(swept):
                       '--only=lr*', '--dry-run')
   assert result.returncode == 0
   assert [line.split('\t')[:2] for line in result.stdout.splitlines()] == [
-      [f'{v}/seed{s}', 'finished'] for v in ('lr1e-3', 'lr1e-2') for s in (0, 1)]
+      [f'{v}/seed{s}', 'finished'] for v in ('lr1e-3', 'lr1e-2') for s in (0, 1)] + [
+      ['lr1e-3-ensemble/ensemble0', 'finished']]
   result = run_ablate(str(folder / 'tiny.py'), f'--workdir={folder / "out"}', '--only=lr*')
   assert result.returncode == 0, result.stderr[-3000:]
-  assert '4 of 4 runs already finished; running 0' in result.stderr
+  assert '5 of 5 runs already finished; running 0' in result.stderr
   assert finished.stat().st_mtime_ns == written
   (folder / 'out' / 'results.md').unlink()
   result = run_ablate(str(folder / 'tiny.py'), f'--workdir={folder / "out"}', '--report-only')
@@ -137,11 +146,13 @@ def test_published_runs_rebuild_the_table_and_accumulate(swept, tmp_path):
   result = run_ablate(str(folder / 'tiny.py'), f'--workdir={folder / "out"}', '--report-only',
                       f'--publish={published}')
   assert result.returncode == 0, result.stderr[-3000:]
-  assert 'published 4 finished run(s)' in result.stderr
+  assert 'published 5 finished run(s)' in result.stderr
   kept = sorted(str(path.relative_to(published)) for path in published.rglob('*')
-                if path.is_file() and 'seed' in str(path))
-  assert kept == sorted(f'{v}/seed{s}/{name}' for v in ('lr1e-3', 'lr1e-2') for s in (0, 1)
-                        for name in sweep_report.RUN_FILES)
+                if path.is_file() and ('seed' in str(path) or 'ensemble0' in str(path)))
+  assert kept == sorted([f'{v}/seed{s}/{name}' for v in ('lr1e-3', 'lr1e-2') for s in (0, 1)
+                         for name in sweep_report.RUN_FILES] +
+                        [f'lr1e-3-ensemble/ensemble0/{name}' for name in sweep_report.RUN_FILES
+                         if name != sweep_report.SUMMARY_FILE])
   assert _table_rows(published / 'results.md') == _table_rows(folder / 'out' / 'results.md')
   # Another machine's workdir holding only some runs publishes into the same folder:
   # the runs published before stay, and so does their row.
@@ -166,13 +177,15 @@ def test_a_variant_can_name_its_own_baseline(swept):
   by_name = {v.name: v for v in loaded.variants}
   renamed = dataclasses.replace(
       loaded, variants=(by_name['lr1e-3'], by_name['lr1e-2'], by_name['broken'],
+                        by_name['lr1e-3-ensemble'],
                         dataclasses.replace(by_name['lr1e-3'], name='lr1e-3-again',
                                             baseline='lr1e-2'),
                         dataclasses.replace(by_name['lr1e-3'], name='lr1e-3-vs-broken',
                                             baseline='broken')))
   runs = sweep.runs(renamed, folder / 'out')
   runs = [dataclasses.replace(run, workdir=folder / 'out' / 'lr1e-3' / f'seed{run.seed}')
-          if run.variant.name.startswith('lr1e-3-') else run for run in runs]
+          if run.variant.name.startswith('lr1e-3-') and not run.members else run
+          for run in runs]
   rows = {row['variant']: row for row in sweep_report.collect(renamed, runs)}
   assert rows['lr1e-2']['baseline'] == 'lr1e-3'  # the data set's baseline
   assert rows['lr1e-3-again']['baseline'] == 'lr1e-2'
@@ -203,6 +216,17 @@ def test_a_variant_can_name_its_own_baseline(swept):
      'def get_sweep():\n'
      "  return Sweep(base='configs/breast_cnn.py', variants=(Variant('a', baseline='c'),))\n",
      "baseline ['c'] is not a variant"),
+    ('from medjax.sweep import Sweep, Variant\n'
+     'def get_sweep():\n'
+     "  return Sweep(base='configs/breast_cnn.py', seeds=(0, 1),\n"
+     "               variants=(Variant('a'), Variant('e', ensemble_of='b')))\n",
+     "variant 'e': ensemble_of='b' is not a trained variant"),
+    ('from medjax.sweep import Sweep, Variant\n'
+     'def get_sweep():\n'
+     "  return Sweep(base='configs/breast_cnn.py', seeds=(0, 1),\n"
+     "               variants=(Variant('a'), Variant('e', ensemble_of='a',\n"
+     "                                               ensemble_seeds=((0, 2),))))\n",
+     "ensemble_seeds ((0, 2),) must be non-empty groups of the seeds (0, 1)"),
 ])
 def test_bad_sweep_files_are_refused(tmp_path, monkeypatch, text, message):
   monkeypatch.chdir(REPO)
