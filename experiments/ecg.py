@@ -2,7 +2,11 @@
 (AAMI classes, de Chazal's inter-patient split). Each data set's ResNet is the
 baseline; comparisons are on test accuracy (ECG5000's published figure) and on jκ
 (MIT-BIH, checkpoints chosen by validation jκ on held-out DS1 records). The MIT-BIH
-ResNet without its RR features is the ablation of the tabular input.
+ResNet without its RR features is the ablation of the tabular input. The ECG5000
+ResNet's training levers (the weights' moving average, mixup) are variants; which recipe
+to keep is decided on the validation loss of each run (train_summary.json's
+`best_validation`), not on this table. The `*_ensemble` rows evaluate a variant's three
+seeds as one model.
 
 COMMAND: python -m medjax.ablate experiments/ecg.py --workdir=workdirs/ecg \
   --publish=experiments/results/ecg/runs
@@ -26,6 +30,11 @@ def get_sweep():
           Variant('mitdb/inception_time', config='configs/mitdb_inception.py'),
           Variant('mitdb/transformer', config='configs/mitdb_transformer.py'),
           Variant('mitdb/resnet1d_no_rr', {'model.inputs': 'signal'}, config=MITDB),
+          Variant('ecg5000/resnet1d_ema', {'train.ema': True, 'train.ema_decay': 0.99}),
+          Variant('ecg5000/resnet1d_mixup', {'train.mixup_alpha': 0.2}),
+          Variant('ecg5000/resnet1d_ensemble', ensemble_of='ecg5000/resnet1d'),
+          Variant('ecg5000/inception_time_ensemble', ensemble_of='ecg5000/inception_time'),
+          Variant('mitdb/resnet1d_ensemble', ensemble_of='mitdb/resnet1d'),
       ),
       seeds=(0, 1, 2),
       baseline=('ecg5000/resnet1d', 'mitdb/resnet1d'),
