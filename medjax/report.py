@@ -167,21 +167,25 @@ def _displayable(image):
 
 
 def write_saliency_overlays(inputs, maps: dict, captions, out_dir, modality: str = 'image'):
-  """One PNG per example: images with each method's map over them; signals as their
-  leads with each method's saliency over time shaded beneath."""
+  """One PNG per example: images (the central slice of volumes) with each method's map
+  over them; signals as their leads with each method's saliency over time shaded beneath."""
   if modality == 'signal':
     return _write_signal_saliency(inputs, maps, captions, pathlib.Path(out_dir))
-  images = inputs
+  images = np.asarray(inputs)
+  volumes = images.ndim == 5  # (N, D, H, W, C): the central slice of each volume is shown
   out_dir = pathlib.Path(out_dir)
   written = []
   for i, caption in enumerate(captions):
     figure, axes = plt.subplots(1, 1 + len(maps), figsize=(2.4 * (1 + len(maps)), 2.8))
-    base = _displayable(images[i])
+    middle = images.shape[1] // 2
+    base = _displayable(images[i, middle] if volumes else images[i])
     axes[0].imshow(base, cmap='gray', vmin=0, vmax=1)
-    axes[0].set_title('input', fontsize=9)
+    axes[0].set_title(f'input (slice {middle})' if volumes else 'input', fontsize=9)
     for axis, (method, method_maps) in zip(axes[1:], maps.items()):
+      overlay = np.asarray(method_maps[i])
       axis.imshow(base, cmap='gray', vmin=0, vmax=1)
-      axis.imshow(np.asarray(method_maps[i]), cmap='jet', alpha=0.45, vmin=0, vmax=1)
+      axis.imshow(overlay[middle] if volumes else overlay, cmap='jet', alpha=0.45, vmin=0,
+                  vmax=1)
       axis.set_title(method.replace('_', ' '), fontsize=9)
     for axis in axes:
       axis.axis('off')

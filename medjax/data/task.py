@@ -23,11 +23,11 @@ MODALITIES = ('image', 'signal', 'series', 'tokens', 'tabular')
 class InputSpec:
   """One batch key: its modality and shape without the batch axis.
 
-  image: (H, W[, D], C); signal: (length, channels) with `sampling_rate` in Hz;
-  series: (steps, variables), with an observation mask; tokens: (max length,) with
-  `vocab_size`; tabular: (features,) with `feature_names`. `mean` and `std` are
-  per-channel statistics of the training split that the pipeline standardises with
-  (empty: the modality's fixed scaling).
+  image: (H, W, C), or (D, H, W, C) for a volume; signal: (length, channels) with
+  `sampling_rate` in Hz; series: (steps, variables), with an observation mask; tokens:
+  (max length,) with `vocab_size`; tabular: (features,) with `feature_names`. `mean` and
+  `std` are per-channel statistics of the training split that the pipeline standardises
+  with (empty: the modality's fixed scaling).
   """
   modality: str
   shape: tuple[int, ...]

@@ -10,6 +10,7 @@ gradients equal `flax.linen.max_pool(..., padding='SAME')` (ties included).
 """
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -32,8 +33,16 @@ def _views(padded, window, strides):
       yield (i, j), padded[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def max_pool(x, window=(2, 2), strides=(2, 2)):
+  """Max pooling with 'SAME' padding of images (N, H, W, C), strided slices, or of
+  volumes (N, D, H, W, C), flax's `reduce_window`."""
+  if x.ndim == 5:
+    return nn.max_pool(x, tuple(window), tuple(strides), padding='SAME')
+  return max_pool_2d(x, tuple(window), tuple(strides))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def max_pool_2d(x, window=(2, 2), strides=(2, 2)):
   """NHWC max pooling with 'SAME' padding."""
   padded, _ = _padded(x, window, strides)
   views = [view for _, view in _views(padded, window, strides)]
@@ -41,7 +50,7 @@ def max_pool(x, window=(2, 2), strides=(2, 2)):
 
 
 def _max_pool_forward(x, window, strides):
-  out = max_pool(x, window, strides)
+  out = max_pool_2d(x, window, strides)
   return out, (x, out)
 
 
@@ -92,4 +101,4 @@ def _overlapping_window_gradient(padded, out, grad, window, strides):
   return grad_padded
 
 
-max_pool.defvjp(_max_pool_forward, _max_pool_backward)
+max_pool_2d.defvjp(_max_pool_forward, _max_pool_backward)

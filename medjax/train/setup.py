@@ -12,6 +12,7 @@ import numpy as np
 
 from medjax import data, metrics, models, parallel, tta
 from medjax.data import pipeline
+from medjax.data.modalities import MODALITIES
 from medjax.config import ConfigError
 from medjax.train import mixing, objectives
 from medjax.train import step as steps
@@ -55,6 +56,10 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
   dataset = dataset or data.load(config.data)
   task = dataset.task
   tta.views(config.eval.tta, task)  # a view no input has: a ConfigError now, not at validation
+  for spec in task.inputs.values():
+    modality = MODALITIES[spec.modality]
+    if hasattr(modality, 'check_augment'):
+      modality.check_augment(config.data.augment, spec)
   mesh = parallel.make_mesh(config.mesh)
   _check_train_config(config, mesh, task)
   select_metric = objectives.select_metric(task, config.train.select_metric,

@@ -27,6 +27,6 @@ class Description:
   scores: tuple[str, ...] = ()
 
 
-from medjax.data.families import medmnist, mitdb, ucr  # noqa: E402  (they use Description)
+from medjax.data.families import medmnist, medmnist3d, mitdb, ucr  # noqa: E402  (they use Description)
 
-FAMILIES = {'medmnist': medmnist, 'ucr': ucr, 'mitdb': mitdb}
+FAMILIES = {'medmnist': medmnist, 'medmnist3d': medmnist3d, 'ucr': ucr, 'mitdb': mitdb}

@@ -80,14 +80,21 @@ def config_name(dataset: str, size: int) -> str:
 class MedmnistConfig(tfds.core.BuilderConfig):
   dataset: str = ''
   size: int = 28
+  dims: int = 2                     # 2: images (size, size, C); 3: volumes (size, size, size, C)
+  info: MedmnistInfo | None = None  # of `dataset`; the 2-D sets' by default
 
-  @property
-  def info(self) -> MedmnistInfo:
-    return DATASETS[self.dataset]
+  def __post_init__(self):
+    if self.info is None:
+      self.info = DATASETS[self.dataset]
 
   @property
   def filename(self) -> str:
     return f'{config_name(self.dataset, self.size)}.npz'
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    """An example's image (or volume) shape, channels last."""
+    return (self.size,) * self.dims + (self.info.channels,)
 
 
 class Medmnist(tfds.core.GeneratorBasedBuilder):
@@ -109,14 +116,14 @@ class Medmnist(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     config = self.builder_config
-    shape = (config.size, config.size, config.info.channels)
+    shape = config.shape
     if config.info.kind == 'multilabel':
       label = tfds.features.Tensor(shape=(len(config.info.label_names),), dtype=np.uint8)
     else:
       label = tfds.features.ClassLabel(names=config.info.label_names)
     return tfds.core.DatasetInfo(
         builder=self,
-        description=f'MedMNIST v2 {config.dataset}: {config.description}',
+        description=f'MedMNIST {config.dataset}: {config.description}',
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Tensor(shape=shape, dtype=np.uint8),
             'label': label,
@@ -143,9 +150,10 @@ class Medmnist(tfds.core.GeneratorBasedBuilder):
 
 
 def read_npz(path, config: MedmnistConfig):
-  """Loads and checks one official npz file; returns {split: (images NHWC, labels N x L)}."""
+  """Loads and checks one official npz file; returns {split: (images N x shape, channels
+  last, labels N x L)}. The files store one-channel images without a channel axis."""
   info = config.info
-  expected_image = (config.size, config.size) + ((info.channels,) if info.channels > 1 else ())
+  expected_image = config.shape if info.channels > 1 else config.shape[:-1]
   label_width = len(info.label_names) if info.kind == 'multilabel' else 1
   try:
     with np.load(path) as npz:
@@ -163,7 +171,7 @@ def read_npz(path, config: MedmnistConfig):
                        f'({len(images)}, {label_width})')
     if info.kind != 'multilabel' and (labels.min() < 0 or labels.max() >= len(info.label_names)):
       raise ValueError(f'{path}: {split}_labels outside 0..{len(info.label_names) - 1}')
-    result[split] = (images.reshape(images.shape[:3] + (info.channels,)), labels)
+    result[split] = (images.reshape((len(images),) + config.shape), labels)
   return result
 
 
@@ -182,10 +190,9 @@ def builder(dataset: str, data_config, prepared_dir: str) -> Medmnist:
 
 
 def describe(built: Medmnist, data_config) -> Description:
-  info, size = built.builder_config.info, data_config.image_size
-  return Description(kind=info.kind, label_names=info.label_names,
-                     inputs={'image': InputSpec('image', (size, size, info.channels),
-                                                dtype='uint8')})
+  config = built.builder_config
+  return Description(kind=config.info.kind, label_names=config.info.label_names,
+                     inputs={'image': InputSpec('image', config.shape, dtype='uint8')})
 
 
 def read_inputs(path, task, data_config) -> list[tuple[str, dict | str]]:

@@ -8,7 +8,9 @@ Each modality module has:
   prepare(values, spec, augment_config, params) -> float32 model inputs, augmented
                             with `params` (from `draw`) when they are given;
   augmenting(augment_config) -> bool;
-  draw(rng, count, augment_config, spec) -> dict of per-example random parameters.
+  draw(rng, count, augment_config, spec) -> dict of per-example random parameters;
+and optionally check_augment(augment_config, spec): augmentation this input cannot take
+-> ConfigError (called when the experiment is built).
 """
 from medjax.data.modalities import image, signal, tabular
 

@@ -8,24 +8,37 @@ resamplings instead of a Python call per image (see benchmarks/README.md).
 """
 import numpy as np
 
+from medjax.config import ConfigError
+
 
 def is_identity(cfg) -> bool:
   return not (cfg.rotation_degrees or cfg.zoom or cfg.translate or cfg.horizontal_flip
-              or cfg.vertical_flip or cfg.brightness or cfg.contrast)
+              or cfg.vertical_flip or cfg.depth_flip or cfg.brightness or cfg.contrast)
 
 
-def draw(rng: np.random.Generator, count: int, cfg) -> dict[str, np.ndarray]:
-  """The random parameters of `count` examples, one row each (slice rows to share
-  one draw between the processes that hold parts of a batch)."""
-  return {
+def check_volume_config(cfg) -> None:
+  """Rotation and zoom resample 2-D images only; a volume takes flips, shifts and intensity."""
+  for field in ('rotation_degrees', 'zoom'):
+    if cfg[field]:
+      raise ConfigError(f'data.augment.{field}={cfg[field]}: volumes (D, H, W, C) are '
+                        'augmented by flips, translate, brightness and contrast only')
+
+
+def draw(rng: np.random.Generator, count: int, cfg, dims: int = 2) -> dict[str, np.ndarray]:
+  """The random parameters of `count` examples of `dims` spatial axes, one row each
+  (slice rows to share one draw between the processes that hold parts of a batch)."""
+  params = {
       'angle': np.deg2rad(rng.uniform(-cfg.rotation_degrees, cfg.rotation_degrees, count)),
       'scale': rng.uniform(1.0 - cfg.zoom, 1.0 + cfg.zoom, count),
-      'shift': rng.uniform(-cfg.translate, cfg.translate, (count, 2)),  # fraction of (H, W)
+      'shift': rng.uniform(-cfg.translate, cfg.translate, (count, dims)),  # fraction of each axis
       'horizontal_flip': rng.random(count) < (0.5 if cfg.horizontal_flip else 0.0),
       'vertical_flip': rng.random(count) < (0.5 if cfg.vertical_flip else 0.0),
       'contrast': rng.uniform(1.0 - cfg.contrast, 1.0 + cfg.contrast, count),
       'brightness': rng.uniform(-cfg.brightness, cfg.brightness, count),
   }
+  if dims == 3:
+    params['depth_flip'] = rng.random(count) < (0.5 if cfg.depth_flip else 0.0)
+  return params
 
 
 def affine_resample(images: np.ndarray, matrices: np.ndarray,
@@ -48,22 +61,41 @@ def affine_resample(images: np.ndarray, matrices: np.ndarray,
   return top * (1 - row_weight) + bottom * row_weight
 
 
+def shift_volumes(volumes: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+  """Volumes (N, D, H, W, C) moved by whole voxels `shifts` (N, 3), edges extended."""
+  count = len(volumes)
+  index = [np.arange(count).reshape(-1, 1, 1, 1)]
+  for axis in range(3):
+    size = volumes.shape[1 + axis]
+    positions = np.clip(np.arange(size)[None] - shifts[:, axis:axis + 1], 0, size - 1)
+    index.append(positions.reshape((count,) + tuple(size if a == axis else 1 for a in range(3))))
+  return volumes[tuple(index)]
+
+
 def apply(images: np.ndarray, params: dict[str, np.ndarray], cfg) -> np.ndarray:
-  """Random rotation, zoom and shift (one affine resampling about the centre),
-  flips, contrast and brightness for float images (N, H, W, C) in [0, 1]."""
-  height, width = images.shape[1:3]
-  if cfg.rotation_degrees or cfg.zoom or cfg.translate:
+  """Random rotation, zoom and shift (one affine resampling about the centre; for
+  volumes (N, D, H, W, C) a shift by whole voxels), flips, contrast and brightness for
+  float images (N, H, W, C) or volumes in [0, 1]."""
+  spatial = images.shape[1:-1]
+  per_example = (slice(None),) + (None,) * (images.ndim - 1)
+  if len(spatial) == 3:
+    if cfg.translate:
+      images = shift_volumes(images, np.round(params['shift'] * spatial).astype(np.intp))
+    images = np.where(params['depth_flip'][per_example], images[:, ::-1], images)
+  elif cfg.rotation_degrees or cfg.zoom or cfg.translate:
+    height, width = spatial
     # Output pixel o samples the input at  matrix @ (o - centre) + centre - shift.
     cos, sin = np.cos(params['angle']) / params['scale'], np.sin(params['angle']) / params['scale']
     matrices = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
     centre = (np.array([height, width]) - 1) / 2.0
     offsets = centre - matrices @ centre - params['shift'] * (height, width)
     images = affine_resample(images, matrices, offsets)
-  images = np.where(params['horizontal_flip'][:, None, None, None], images[:, :, ::-1], images)
-  images = np.where(params['vertical_flip'][:, None, None, None], images[:, ::-1], images)
+  # Horizontal: along the width (the last spatial axis); vertical: along the height.
+  images = np.where(params['horizontal_flip'][per_example], np.flip(images, -2), images)
+  images = np.where(params['vertical_flip'][per_example], np.flip(images, -3), images)
   if cfg.contrast:
-    means = images.mean(axis=(1, 2, 3), keepdims=True)
-    images = (images - means) * params['contrast'][:, None, None, None] + means
+    means = images.mean(axis=tuple(range(1, images.ndim)), keepdims=True)
+    images = (images - means) * params['contrast'][per_example] + means
   if cfg.brightness:
-    images = images + params['brightness'][:, None, None, None]
+    images = images + params['brightness'][per_example]
   return np.clip(images, 0.0, 1.0).astype(np.float32)

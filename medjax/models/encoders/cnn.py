@@ -1,7 +1,8 @@
 """The seed CNN: the small convolutional image encoder the project started from.
 
 Conv32-Pool-Conv64-Pool-Conv128-Pool-Dense512, 3x3 'SAME' convolutions, ReLU, 2x2
-max pooling, dropout on the 512-wide embedding (the head follows). Taps (for
+max pooling (3x3x3 and 2x2x2 for volumes), dropout on the 512-wide embedding (the head
+follows). Taps (for
 Grad-CAM): `block0`..`block2`, the ReLU outputs before each pooling.
 """
 from typing import Any, Sequence
@@ -30,10 +31,11 @@ class SeedCNN(nn.Module):
   def __call__(self, x, *, train: bool):
     x = x.astype(self.dtype)
     for index, width in enumerate(self.features):
-      x = nn.Conv(width, (3, 3), padding='SAME', dtype=self.dtype,
+      cube = lambda size: (size,) * (x.ndim - 2)  # 2-D images, 3-D volumes
+      x = nn.Conv(width, cube(3), padding='SAME', dtype=self.dtype,
                   conv_general_dilated=CONV_IMPLS[self.conv_impl])(x)
       x = tap(self, f'block{index}', nn.relu(x))
-      x = max_pool(x, (2, 2), (2, 2))
+      x = max_pool(x, cube(2), cube(2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
     return nn.Dropout(self.dropout, deterministic=not train)(x)

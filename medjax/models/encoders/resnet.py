@@ -1,4 +1,5 @@
-"""ResNet-18/34/50 (He et al. 2016) with BatchNorm, for small medical images.
+"""ResNet-18/34/50 (He et al. 2016) with BatchNorm, for small medical images and, with
+3-D convolutions throughout, volumes (D, H, W, C).
 
 Two stems (`model.resnet.stem`):
   * 'imagenet': 7x7/2 convolution + 3x3/2 max pool (the torchvision stem);
@@ -41,11 +42,16 @@ def check_config(model_config) -> None:
     raise ConfigError(f'model.resnet.drop_path={cfg.drop_path} must be in [0, 1)')
 
 
+def _kernel(size: int, x) -> tuple[int, ...]:
+  """A cubic kernel of `size` for the spatial axes of `x` (2 for images, 3 for volumes)."""
+  return (size,) * (x.ndim - 2)
+
+
 def _add_shortcut(residual, y, block):
   """Adds the (projected, where shapes differ) input to the block's output, the
   output dropped by stochastic depth."""
   if residual.shape != y.shape:
-    residual = block.norm()(block.conv(y.shape[-1], (1, 1), block.strides)(residual))
+    residual = block.norm()(block.conv(y.shape[-1], _kernel(1, y), block.strides)(residual))
   y = DropPath(block.drop_path)(y, deterministic=block.deterministic)
   return nn.relu(residual + y)
 
@@ -60,9 +66,9 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    y = self.conv(self.features, (3, 3), self.strides)(x)
+    y = self.conv(self.features, _kernel(3, x), self.strides)(x)
     y = nn.relu(self.norm()(y))
-    y = self.conv(self.features, (3, 3))(y)
+    y = self.conv(self.features, _kernel(3, x))(y)
     y = self.norm(scale_init=nn.initializers.zeros)(y)
     return _add_shortcut(x, y, self)
 
@@ -77,9 +83,9 @@ class BottleneckBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    y = nn.relu(self.norm()(self.conv(self.features, (1, 1))(x)))
-    y = nn.relu(self.norm()(self.conv(self.features, (3, 3), self.strides)(y)))
-    y = self.conv(self.features * 4, (1, 1))(y)
+    y = nn.relu(self.norm()(self.conv(self.features, _kernel(1, x))(x)))
+    y = nn.relu(self.norm()(self.conv(self.features, _kernel(3, x), self.strides)(y)))
+    y = self.conv(self.features * 4, _kernel(1, x))(y)
     y = self.norm(scale_init=nn.initializers.zeros)(y)
     return _add_shortcut(x, y, self)
 
@@ -106,12 +112,12 @@ class ResNet(nn.Module):
     rates = drop_path_rates(self.drop_path, sum(STAGE_SIZES[self.depth]))
     x = x.astype(self.dtype)
     if self.stem == 'imagenet':
-      x = conv(self.width, (7, 7), (2, 2), name='stem_conv')(x)
+      x = conv(self.width, _kernel(7, x), 2, name='stem_conv')(x)
       x = nn.relu(norm(name='stem_bn')(x))
-      x = max_pool(x, (3, 3), (2, 2))
+      x = max_pool(x, _kernel(3, x), _kernel(2, x))
     else:
-      strides = (1, 1) if self.stem == 'cifar' else (2, 2)
-      x = conv(self.width, (3, 3), strides, name='stem_conv')(x)
+      strides = 1 if self.stem == 'cifar' else 2
+      x = conv(self.width, _kernel(3, x), strides, name='stem_conv')(x)
       x = nn.relu(norm(name='stem_bn')(x))
     for stage, num_blocks in enumerate(STAGE_SIZES[self.depth]):
       for index in range(num_blocks):
@@ -121,7 +127,7 @@ class ResNet(nn.Module):
                   name=f'{block_class.__name__}_{count}')(x)
         count += 1
       x = tap(self, f'stage{stage}', x)
-    return jnp.mean(x, axis=(1, 2))
+    return jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
 
 
 def build(model_config, spec, *, dtype, conv_impl) -> ResNet:

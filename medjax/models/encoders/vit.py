@@ -105,6 +105,9 @@ def check_config(model_config) -> None:
 
 def build(model_config, spec, *, dtype, conv_impl) -> ViT:
   cfg = model_config.vit
+  if len(spec.shape) != 3:
+    raise ConfigError(f'model.name=vit reads 2-D images (H, W, C), not inputs of shape '
+                      f'{spec.shape}; for volumes use resnet or cnn')
   height, width = spec.shape[:2]
   if height % cfg.patch_size or width % cfg.patch_size:
     raise ConfigError(f'model.vit.patch_size={cfg.patch_size} does not divide the '
