@@ -1,10 +1,22 @@
 """The command line: config errors, a tiny run end to end, and eval reproducing it."""
+import importlib
 import json
 import pathlib
 
 import pytest
 
-from tests.conftest import TINY, run_cli
+from medjax import config as config_lib
+from tests.conftest import REPO, TINY, run_cli
+
+
+@pytest.mark.parametrize('path', sorted(path for path in (REPO / 'configs').glob('*.py')
+                                        if path.stem not in ('common', '__init__')),
+                         ids=lambda path: path.stem)
+def test_config_files_validate_and_name_their_command(path):
+  # A renamed field must fail here, not when a researcher launches the config.
+  module = importlib.import_module(f'configs.{path.stem}')
+  config_lib.validate(module.get_config())
+  assert f'python -m medjax.experiment --config=configs/{path.name}' in module.__doc__
 
 
 @pytest.mark.parametrize('args,message', [
@@ -30,6 +42,8 @@ from tests.conftest import TINY, run_cli
     (['--mode=serve'], 'serve'),
     (['--config.data.prefetch_batches=0'], 'data.prefetch_batches must be at least 1'),
     (['--config.data.in_memory_mib=-1'], 'data.in_memory_mib must be >= 0'),
+    (['--config.train.ema_decay=1.5'], 'train.ema_decay=1.5 must be in [0, 1)'),
+    (['--config.data.name=medmnist3d/nosuch'], 'medmnist3d/nosuch: unknown'),
 ])
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
   workdir = tmp_path / 'w'
