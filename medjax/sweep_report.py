@@ -50,10 +50,12 @@ def run_values(run) -> dict | None:
       values.setdefault(name, entry['value'])
       intervals.setdefault(name, entry['ci'])
   summary_file = run.workdir / SUMMARY_FILE
-  train_seconds = (json.loads(summary_file.read_text())['train_seconds']
-                   if summary_file.exists() else float('nan'))
+  summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
   return {'values': values, 'data': result['data'], 'num_params': result['num_params'],
-          'train_seconds': train_seconds,
+          'train_seconds': summary.get('train_seconds', float('nan')),
+          # The validation figure the run's checkpoint was chosen by (None: an ensemble).
+          'validation': summary.get('best_validation'),
+          'select_metric': summary.get('select_metric', ''),
           'intervals': intervals}
 
 
@@ -145,7 +147,9 @@ def collect(sweep, runs) -> list[dict]:
            'ensemble_size': max(members) if min(members) == max(members) else
                             f'{min(members)}-{max(members)}',
            'num_params': done[0]['num_params'] if done else None,
-           'train_seconds': summarise([v['train_seconds'] for v in done])}
+           'train_seconds': summarise([v['train_seconds'] for v in done]),
+           'validation': summarise([v['validation'] for v in done]),
+           'select_metric': next((v['select_metric'] for v in done if v['select_metric']), '')}
     metric_names = list(sweep.table_metrics) + sorted(
         {m for v in done for m in v['values']} - set(sweep.table_metrics))
     row['metrics'] = {m: summarise([v['values'].get(m) for v in done]) for m in metric_names
@@ -184,7 +188,9 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
            'ensembles: the mean of its members\' calibrated probabilities). AUC is the ROC AUC, accuracy the '
            'argmax accuracy; sensitivity and specificity are at the operating point chosen on '
            'the validation split; ECE is the expected calibration error; macro recall is the '
-           'balanced accuracy; jκ the AAMI beat index. Comparisons are '
+           'balanced accuracy; jκ the AAMI beat index. Validation: the mean over seeds of '
+           'the validation figure each run\'s checkpoint was chosen by (recipes are compared '
+           'on it, not on the test columns). Comparisons are '
            'with the baseline of the same data set (or the variant named in the cell): '
            f'difference of mean {name}, paired t-test '
            'over seeds, and DeLong\'s test on the seed-averaged test probabilities (AUC of '
@@ -195,7 +201,8 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
             [COLUMN_NAMES.get(m, m) for m in sweep.table_metrics] +
             ([' / '.join(COLUMN_NAMES.get(m, m) for m in reference_metrics) + ' in ' +
               (sweep.reference_name or 'reference')] if reference_metrics else []) +
-            ['train s (mean)', f'Δ{name} vs baseline', 'p (paired t)', 'p (DeLong)'])
+            ['validation (selection metric)', 'train s (mean)', f'Δ{name} vs baseline',
+             'p (paired t)', 'p (DeLong)'])
   lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for row in rows:
     runs_cell = f'{row["finished"]}/{row["seeds"]}'
@@ -209,6 +216,9 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
       ref = row['reference']
       cells.append(' / '.join(f'{ref[m]:.3f}' if m in ref else '-' for m in reference_metrics)
                    if ref else '-')
+    validation = row['validation']
+    cells.append(f'{validation["mean"]:.3f} ({row["select_metric"]})' if validation['n']
+                 else '-')
     trained = row['finished'] and not row['ensemble_size']
     cells.append(f'{row["train_seconds"]["mean"]:.0f}' if trained else '-')
     comparison = row.get('comparison')
@@ -219,8 +229,9 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
     else:
       cells += ['(baseline)' if row['variant'] in sweep.baselines else '-', '-', '-']
     lines.append('| ' + ' | '.join(cells) + ' |')
-  lines += ['', '## Runs', '', f'| run | test {name} [bootstrap CI] | accuracy | train s |',
-            '|---|---|---|---|']
+  lines += ['', '## Runs', '',
+            f'| run | test {name} [bootstrap CI] | accuracy | validation | train s |',
+            '|---|---|---|---|---|']
   unfinished = []
   for run in runs:
     values = run_values(run)
@@ -230,8 +241,10 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
     ci = values['intervals'].get(sweep.metric)
     ci_text = f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''
     seconds = '-' if run.members else f'{values["train_seconds"]:.0f}'
+    validation = ('-' if values['validation'] is None else
+                  f'{values["validation"]:.3f} ({values["select_metric"]})')
     lines.append(f'| {run.name} | {values["values"][sweep.metric]:.3f}{ci_text} | '
-                 f'{values["values"]["accuracy"]:.3f} | {seconds} |')
+                 f'{values["values"]["accuracy"]:.3f} | {validation} | {seconds} |')
   if unfinished:
     lines += ['', f'Not finished ({len(unfinished)}): ' + ', '.join(unfinished)]
   return '\n'.join(lines) + '\n'
@@ -239,7 +252,8 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
 
 def csv_text(rows) -> str:
   metric_names = sorted({m for row in rows for m in row['metrics']})
-  header = ['variant', 'data', 'finished', 'seeds', 'num_params', 'train_seconds_mean']
+  header = ['variant', 'data', 'finished', 'seeds', 'num_params', 'train_seconds_mean',
+            'select_metric', 'validation_mean']
   for m in metric_names:
     header += [f'{m}_mean', f'{m}_std', f'{m}_ci_low', f'{m}_ci_high']
   header += ['baseline', 'difference', 'ttest_p', 'delong_p', 'delong_ci_low',
@@ -249,7 +263,7 @@ def csv_text(rows) -> str:
   writer.writerow(header)
   for row in rows:
     cells = [row['variant'], row['data'], row['finished'], row['seeds'], row['num_params'],
-             row['train_seconds']['mean']]
+             row['train_seconds']['mean'], row['select_metric'], row['validation']['mean']]
     for m in metric_names:
       s = row['metrics'].get(m, summarise([]))
       cells += [s['mean'], s['std'], *s['ci']]

@@ -93,6 +93,10 @@ def test_the_statistics_match_a_direct_computation(swept):
     auc[variant] = np.asarray([
         json.loads((folder / 'out' / variant / f'seed{s}' / 'eval' / 'test' /
                     'metrics.json').read_text())['auc'] for s in (0, 1)])
+  best_validation = [json.loads((folder / 'out' / 'lr1e-2' / f'seed{s}' / 'train_summary.json')
+                                .read_text())['best_validation'] for s in (0, 1)]
+  assert rows['lr1e-2']['validation']['mean'] == pytest.approx(np.mean(best_validation))
+  assert rows['lr1e-2']['select_metric'] == 'auc'
   summary = rows['lr1e-2']['metrics']['auc']
   assert summary['mean'] == pytest.approx(auc['lr1e-2'].mean())
   assert summary['std'] == pytest.approx(auc['lr1e-2'].std(ddof=1))
