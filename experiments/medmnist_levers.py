@@ -1,0 +1,46 @@
+"""Imaging levers on the MedMNIST v2 ResNet-18 recipes (issue: beyond the best published
+MedMNIST results): each lever alone on the recipe of configs/breast_resnet18.py and
+configs/pneumonia_resnet18.py, 3 seeds, and seed ensembles of the baseline and of the
+moving-average runs. Probabilities are calibrated (temperature scaling on validation) in
+every row, so the ECE column is after scaling; each run's metrics.json has it before too.
+
+Which lever a recipe keeps is decided on the validation column (each run's checkpoint
+metric, validation AUC), not on the test columns. Test-time views: flips and shifts for
+breast ultrasound (trained with horizontal flips), shifts only for chest X-rays (a
+flipped chest puts the heart on the wrong side).
+
+COMMAND: python -m medjax.ablate experiments/medmnist_levers.py --workdir=workdirs/medmnist_levers \
+  --publish=experiments/results/medmnist_levers/runs
+(in parts: --only='breast/*', then --only='pneumonia/*'; the baselines are rerun here,
+not taken from experiments/medmnist_v2.py, because an ensemble needs its members'
+checkpoints, which published runs do not keep.)
+"""
+from medjax.sweep import Sweep, Variant
+
+EMA = {'train.ema': True, 'train.ema_decay': 0.99}
+MIXUP = {'train.mixup_alpha': 0.2}
+
+
+def _levers(data: str, config: str, views: str) -> tuple:
+  return (
+      Variant(f'{data}/resnet18', config=config),
+      Variant(f'{data}/resnet18_ema', EMA, config=config),
+      Variant(f'{data}/resnet18_mixup', MIXUP, config=config),
+      Variant(f'{data}/resnet18_tta', {'eval.tta': views}, config=config),
+      Variant(f'{data}/resnet18_ensemble', ensemble_of=f'{data}/resnet18'),
+      Variant(f'{data}/resnet18_ema_ensemble', ensemble_of=f'{data}/resnet18_ema'),
+  )
+
+
+def get_sweep():
+  return Sweep(
+      base='configs/breast_resnet18.py',
+      variants=(_levers('breast', 'configs/breast_resnet18.py', 'hflip,shift') +
+                _levers('pneumonia', 'configs/pneumonia_resnet18.py', 'shift')),
+      seeds=(0, 1, 2),
+      baseline=('breast/resnet18', 'pneumonia/resnet18'),
+      reference={'breast/resnet18': {'auc': 0.919, 'accuracy': 0.861},
+                 'pneumonia/resnet18': {'auc': 0.991, 'accuracy': 0.946}},
+      reference_name='Google AutoML Vision (MedMNIST v2, 28 px)',
+      table_metrics=('auc', 'accuracy', 'sensitivity', 'specificity', 'ece', 'brier'),
+  )
