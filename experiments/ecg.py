@@ -2,7 +2,9 @@
 (AAMI classes, de Chazal's inter-patient split). Each data set's ResNet is the
 baseline; comparisons are on test accuracy (ECG5000's published figure) and on jκ
 (MIT-BIH, checkpoints chosen by validation jκ on held-out DS1 records). The MIT-BIH
-ResNet without its RR features is the ablation of the tabular input. The ECG5000
+ResNet without its RR features is the ablation of the tabular input; `*/linear` is
+the classic baseline, logistic regression on the standardised samples (and the RR
+features), trained with each data set's recipe. The ECG5000
 ResNet's training levers (the weights' moving average, mixup) are variants; which recipe
 to keep is decided on the validation loss of each run (train_summary.json's
 `best_validation`), not on this table. The `*_ensemble` rows evaluate a variant's three
@@ -26,9 +28,11 @@ def get_sweep():
           Variant('ecg5000/resnet1d'),
           Variant('ecg5000/inception_time', config='configs/ecg5000_inception.py'),
           Variant('ecg5000/transformer', config='configs/ecg5000_transformer.py'),
+          Variant('ecg5000/linear', {'model.name': 'linear'}),
           Variant('mitdb/resnet1d', config=MITDB),
           Variant('mitdb/inception_time', config='configs/mitdb_inception.py'),
           Variant('mitdb/transformer', config='configs/mitdb_transformer.py'),
+          Variant('mitdb/linear', {'model.name': 'linear'}, config=MITDB),
           Variant('mitdb/resnet1d_no_rr', {'model.inputs': 'signal'}, config=MITDB),
           # Validation jκ of mitdb/resnet1d peaked at its first evaluation (step 250) in
           # all three seeds and fell after: 500 steps, validated every 25.

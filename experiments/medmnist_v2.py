@@ -1,6 +1,7 @@
 """The MedMNIST v2 study (Yang et al. 2023, Table 4) at 28 px on PneumoniaMNIST and
-BreastMNIST: ResNet-18 and ResNet-50 (the paper's rows), plus the seed CNN and the
-ViT, 3 seeds each. Each data set's ResNet-18 is the baseline of its comparisons.
+BreastMNIST: ResNet-18 and ResNet-50 (the paper's rows), plus the seed CNN, the ViT
+and the classic baseline (`linear`: logistic regression on the pixels, with each data
+set's ResNet-18 recipe), 3 seeds each. Each data set's ResNet-18 is the baseline of its comparisons.
 
 The recipes are the repo's configs: on PneumoniaMNIST the ResNets use the 'stride2'
 stem (see configs/pneumonia_resnet18.py); on BreastMNIST the ResNet-18 uses MedMNIST's
@@ -43,12 +44,14 @@ def get_sweep():
           Variant('pneumonia/resnet50', {'model.resnet.depth': 50}),
           Variant('pneumonia/cnn', {'model.name': 'cnn'}),
           Variant('pneumonia/vit', _breast_vit_fields()),
+          Variant('pneumonia/linear', {'model.name': 'linear'}),
           Variant('breast/resnet18', config=BREAST_RESNET),
           Variant('breast/resnet18_stride2', BREAST_STRIDE2, config=BREAST_RESNET),
           Variant('breast/resnet50', {**BREAST_STRIDE2, 'model.resnet.depth': 50},
                   config=BREAST_RESNET, baseline='breast/resnet18_stride2'),
           Variant('breast/cnn', config='configs/breast_cnn.py'),
           Variant('breast/vit', config='configs/breast_vit.py'),
+          Variant('breast/linear', {'model.name': 'linear'}, config=BREAST_RESNET),
       ),
       seeds=(0, 1, 2),
       baseline=('pneumonia/resnet18', 'breast/resnet18'),

@@ -239,9 +239,15 @@ def saliency_methods(config) -> list[str]:
 
 
 def explained_key(experiment: Experiment) -> str:
-  """The input the saliency maps are over: the one `model.name`'s encoder reads."""
-  names = models.encoder_names(experiment.config.model, experiment.dataset.task)
-  return next(key for key, name in names.items() if name == experiment.config.model.name)
+  """The input the saliency maps are over: the one `model.name`'s encoder reads (of
+  several, as the linear model reads every input, the first with positions: pixels,
+  voxels or time steps)."""
+  task = experiment.dataset.task
+  names = models.encoder_names(experiment.config.model, task)
+  read = [key for key, name in names.items() if name == experiment.config.model.name]
+  positional = [key for key in read
+                if getattr(MODALITIES[task.inputs[key].modality], 'POSITIONAL', False)]
+  return (positional or read)[0]
 
 
 def saliency_maps(experiment: Experiment, state, batch: dict, classes) -> tuple[str, dict]:

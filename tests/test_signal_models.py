@@ -59,6 +59,23 @@ def test_a_model_reads_a_signal_and_tabular_features():
   assert models.encoder_names(config, task) == {'signal': 'resnet1d'}
 
 
+def test_the_linear_baseline_is_logistic_regression_on_every_input():
+  config = small_config('linear').model
+  task = _task({'signal': SIGNAL, 'tabular': TABULAR})
+  assert models.encoder_names(config, task) == {'signal': 'linear', 'tabular': 'linear'}
+  module = models.build(config, task)
+  rng = np.random.default_rng(0)
+  batch = {'signal': jnp.asarray(rng.normal(size=(4, 64, 2)), jnp.float32),
+           'tabular': jnp.asarray(rng.normal(size=(4, 8)), jnp.float32)}
+  variables, logits = _init_apply(module, batch)
+  np.testing.assert_array_equal(logits, 0.0)  # zero weights: every class equally likely
+  kernel = rng.normal(size=(64 * 2 + 8, 3)).astype(np.float32)
+  bias = rng.normal(size=(3,)).astype(np.float32)
+  logits = module.apply({'params': {'head': {'kernel': kernel, 'bias': bias}}}, batch, train=False)
+  flat = np.concatenate([np.asarray(batch['signal']).reshape(4, -1), batch['tabular']], -1)
+  np.testing.assert_allclose(logits, flat @ kernel + bias, rtol=1e-5, atol=1e-5)
+
+
 def test_an_absent_input_does_not_reach_the_head():
   config = small_config('resnet1d').model
   optional_tabular = InputSpec('tabular', (8,), optional=True)

@@ -52,7 +52,8 @@ def encoder_names(model_config, task: Task) -> dict[str, str]:
   names = {}
   for key in keys:
     modality = task.inputs[key].modality
-    names[key] = model_config.name if modality == primary else DEFAULT_ENCODERS.get(modality)
+    reads = primary in (modality, 'any')
+    names[key] = model_config.name if reads else DEFAULT_ENCODERS.get(modality)
     if names[key] is None:
       raise ConfigError(f'no encoder reads the {modality} input {key!r}')
   if model_config.name not in names.values():
