@@ -16,7 +16,7 @@ from medjax.data.modalities import MODALITIES
 from medjax.config import ConfigError
 from medjax.train import mixing, objectives
 from medjax.train import step as steps
-from medjax.train.state import TrainState, make_optimizer
+from medjax.train.state import EmaTrainState, TrainState, make_optimizer
 
 
 @dataclasses.dataclass
@@ -75,8 +75,9 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
 
   def init():
     variables = model.init({'params': init_rng, 'dropout': init_rng}, example, train=False)
-    state = TrainState.create(apply_fn=model.apply, params=variables['params'], tx=optimizer,
-                              batch_stats=variables.get('batch_stats'))
+    state_class = EmaTrainState if config.train.ema else TrainState
+    state = state_class.create(apply_fn=model.apply, params=variables['params'], tx=optimizer,
+                               batch_stats=variables.get('batch_stats'))
     if config.train.ema:
       state = state.replace(ema=steps.model_variables(state, state.params))
     return state

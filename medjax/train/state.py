@@ -7,8 +7,12 @@ from flax.training import train_state
 
 class TrainState(train_state.TrainState):
   batch_stats: Any = None
-  # An exponential moving average of the model variables ({'params'[, 'batch_stats']}),
-  # evaluated and checkpointed in their place; None unless `train.ema`.
+
+
+class EmaTrainState(TrainState):
+  """A TrainState with an exponential moving average of the model variables
+  ({'params'[, 'batch_stats']}), evaluated and checkpointed beside them (`train.ema`).
+  A separate class, so that the checkpoints of runs without it keep their layout."""
   ema: Any = None
 
 

@@ -46,7 +46,7 @@ def model_variables(state, params=None):
   """The variables `apply_fn` takes: params (the state's unless given) and BatchNorm
   stats. Without `params`, the variables evaluated: their moving average where the
   state keeps one (`train.ema`)."""
-  if params is None and state.ema is not None:
+  if params is None and getattr(state, 'ema', None) is not None:
     return state.ema
   params = state.params if params is None else params
   if state.batch_stats is None:
@@ -144,7 +144,7 @@ def train_step(state, batch, rng, *, task: Task, weights, label_smoothing: float
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  if state.ema is not None:
+  if getattr(state, 'ema', None) is not None:
     new_state = new_state.replace(ema=update_ema(
         state.ema, model_variables(new_state, new_state.params),
         ema_decay_at(ema_decay, state.step)))
