@@ -192,16 +192,21 @@ def evaluate_ensemble(members: list[tuple[Experiment, pathlib.Path]], workdir,
   reported as a single model is (intervals, the operating point chosen on the
   validation split of the mean). Writes `workdir/eval/<split>/` (no saliency: there is
   no one model to explain), `ensemble.json` and, for the best checkpoints,
-  `operating_point.json`. Returns the metrics."""
+  `operating_point.json`. `best_validation` is the ensemble's own validation figure of
+  the members' selection metric, so that a sweep compares it with single models on
+  validation. Returns the metrics."""
   experiment = members[0][0]
   config, task = experiment.config, experiment.dataset.task
   runs = [_evaluate_calibrated(e, member_dir, split, which) for e, member_dir in members]
   outputs = _mean_of_members([run.outputs for run in runs], task)
   val_outputs = _mean_of_members([run.val_outputs for run in runs], task)
+  select = experiment.select_metric
   described = [{'workdir': str(member_dir), 'model': e.config.model.name, 'step': run.step,
                 'temperature': run.temperature, 'calibration': run.calibration}
                for (e, member_dir), run in zip(members, runs)]
   result = {'split': split, 'checkpoint': which, 'ensemble': described,
+            'select_metric': select,
+            'best_validation': metrics.classification_metrics(val_outputs, task)[select],
             'data': config.data.name,
             'model': '+'.join(e.config.model.name for e, _ in members),
             'num_params': sum(count_params(run.state) for run in runs),

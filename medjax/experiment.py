@@ -43,6 +43,10 @@ _SALIENCY_LIMIT = flags.DEFINE_integer('saliency_limit', 64, '--mode=predict --s
 _ENSEMBLE = flags.DEFINE_list('ensemble', [], '--mode=eval: evaluate these trained workdirs '
                               'as one model (the mean of their calibrated probabilities), '
                               'writing the results into --workdir')
+_TTA = flags.DEFINE_string('tta', None, '--mode=eval/predict: test-time views replacing the '
+                           "stored eval.tta (e.g. hflip,shift; '' for none), of every "
+                           'member with --ensemble. To keep a run\'s own test results, write '
+                           'elsewhere: --ensemble=RUN --workdir=NEW')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'join a multi-process job '
                                  '(jax.distributed.initialize; see medjax/parallel.py)')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool('allow_config_change', False, 'train in a workdir '
@@ -88,7 +92,7 @@ def _ensemble_configs(members: list[str]) -> list:
     if not (path / 'config.json').exists():
       _fail(f'--ensemble: {path / "config.json"} not found: a member must be a trained workdir',
             CONFIG_EXIT_CODE)
-    configs.append(_stored_config(path))
+    configs.append(_with_eval_overrides(_stored_config(path)))
   names = sorted({c.data.name for c in configs})
   if len(names) > 1:
     _fail(f'--ensemble: the members were trained on different data sets ({names})',
@@ -105,10 +109,21 @@ def _resolve_config(workdir: pathlib.Path, mode: str):
     if not (workdir / 'config.json').exists():
       _fail(f'{workdir / "config.json"} not found: --mode={mode} needs a trained workdir',
             CONFIG_EXIT_CODE)
-    return _stored_config(workdir)
+    return _with_eval_overrides(_stored_config(workdir))
   if _CONFIG.value is None:
     _fail('--config is required for --mode=train', CONFIG_EXIT_CODE)
+  if _TTA.value is not None:
+    _fail('--tta works with --mode=eval/predict; to train with views, --config.eval.tta',
+          CONFIG_EXIT_CODE)
   return _CONFIG.value
+
+
+def _with_eval_overrides(config):
+  """A stored config with the evaluation flags applied: how a trained model is
+  evaluated may change, what it was trained on may not."""
+  if _TTA.value is not None:
+    config.eval.tta = _TTA.value
+  return config
 
 
 def _refuse_other_experiment(workdir: pathlib.Path, config):

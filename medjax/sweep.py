@@ -21,6 +21,9 @@ A variant with `ensemble_of` trains nothing: each of its runs,
 seeds of its k-th group as one model (`--mode=eval --ensemble=...`), so the tables carry
 seed ensembles beside single models. One group of all the sweep's seeds by default;
 3 independent ensembles of 3 are `ensemble_seeds=((0, 1, 2), (3, 4, 5), (6, 7, 8))`.
+Its overrides may change only how the members are evaluated (`EVAL_OVERRIDES`): with
+`{'eval.tta': 'hflip'}` and `ensemble_seeds=((0,), (1,), (2,))` it is each trained run
+evaluated again with test-time views, without training anything.
 """
 import dataclasses
 import importlib.util
@@ -65,6 +68,9 @@ class Sweep:
     return (self.baseline,) if isinstance(self.baseline, str) else tuple(self.baseline)
 
 
+# The overrides an ensemble variant may carry, with the `medjax.experiment` flag of each.
+EVAL_OVERRIDES = {'eval.tta': '--tta'}
+
 # A run is finished once its test metrics are written (the experiment's last output).
 TEST_METRICS_FILE = 'eval/test/metrics.json'
 
@@ -86,8 +92,10 @@ class Run:
   def command_args(self) -> list[str]:
     """The `medjax.experiment` arguments of this run."""
     if self.members:
-      return ['--mode=eval', f'--workdir={self.workdir}',
-              f'--ensemble={",".join(str(member) for member in self.members)}']
+      return (['--mode=eval', f'--workdir={self.workdir}',
+               f'--ensemble={",".join(str(member) for member in self.members)}'] +
+              [f'{EVAL_OVERRIDES[field]}={value}'
+               for field, value in self.variant.overrides.items()])
     overrides = {**self.variant.overrides, 'seed': self.seed}
     return ([f'--config={self.config_file}', f'--workdir={self.workdir}'] +
             [f'--config.{field}={_flag_value(value)}' for field, value in overrides.items()])
@@ -151,6 +159,11 @@ def check(sweep: Sweep, source) -> None:
         raise SweepError(f'{source}: variant {variant.name!r}: ensemble_seeds '
                          f'{variant.ensemble_seeds} must be non-empty groups of the seeds '
                          f'{sweep.seeds}')
+      trained_fields = sorted(set(variant.overrides) - set(EVAL_OVERRIDES))
+      if trained_fields:
+        raise SweepError(f'{source}: variant {variant.name!r}: an ensemble variant trains '
+                         f'nothing, so it cannot override {trained_fields}; it may override '
+                         f'{sorted(EVAL_OVERRIDES)}')
     parts = variant.name.split('/')
     if any(part in ('', '.', '..') or part.startswith('seed') for part in parts):
       raise SweepError(f'{source}: variant name {variant.name!r} cannot be a folder name')

@@ -53,9 +53,10 @@ def run_values(run) -> dict | None:
   summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
   return {'values': values, 'data': result['data'], 'num_params': result['num_params'],
           'train_seconds': summary.get('train_seconds', float('nan')),
-          # The validation figure the run's checkpoint was chosen by (None: an ensemble).
-          'validation': summary.get('best_validation'),
-          'select_metric': summary.get('select_metric', ''),
+          # The validation figure the run's checkpoint was chosen by (an ensemble's: of
+          # its mean prediction; None in results written before runs recorded it).
+          'validation': result.get('best_validation', summary.get('best_validation')),
+          'select_metric': result.get('select_metric', summary.get('select_metric', '')),
           'intervals': intervals}
 
 
@@ -189,8 +190,9 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
            'argmax accuracy; sensitivity and specificity are at the operating point chosen on '
            'the validation split; ECE is the expected calibration error; macro recall is the '
            'balanced accuracy; jκ the AAMI beat index. Validation: the mean over seeds of '
-           'the validation figure each run\'s checkpoint was chosen by (recipes are compared '
-           'on it, not on the test columns). Comparisons are '
+           'the validation figure each run\'s checkpoint was chosen by (an ensemble\'s: that '
+           'figure of its mean prediction; recipes are compared on it, not on the test '
+           'columns). Comparisons are '
            'with the baseline of the same data set (or the variant named in the cell): '
            f'difference of mean {name}, paired t-test '
            'over seeds, and DeLong\'s test on the seed-averaged test probabilities (AUC of '

@@ -97,6 +97,10 @@ def test_the_statistics_match_a_direct_computation(swept):
                                 .read_text())['best_validation'] for s in (0, 1)]
   assert rows['lr1e-2']['validation']['mean'] == pytest.approx(np.mean(best_validation))
   assert rows['lr1e-2']['select_metric'] == 'auc'
+  ensemble = json.loads((folder / 'out' / 'lr1e-3-ensemble' / 'ensemble0' / 'eval' / 'test' /
+                         'metrics.json').read_text())
+  assert rows['lr1e-3-ensemble']['validation']['mean'] == pytest.approx(
+      ensemble['best_validation'])
   summary = rows['lr1e-2']['metrics']['auc']
   assert summary['mean'] == pytest.approx(auc['lr1e-2'].mean())
   assert summary['std'] == pytest.approx(auc['lr1e-2'].std(ddof=1))
@@ -238,6 +242,23 @@ def test_bad_sweep_files_are_refused(tmp_path, monkeypatch, text, message):
   path.write_text(text)
   with pytest.raises(sweep.SweepError, match=re.escape(message)):
     sweep.load(path)
+
+
+def test_an_ensemble_variant_passes_its_evaluation_overrides(tmp_path):
+  views = sweep.Variant('v', {'eval.tta': 'hflip,shift'}, ensemble_of='a',
+                        ensemble_seeds=((0,), (1,)))
+  loaded = sweep.Sweep(base='configs/breast_cnn.py', seeds=(0, 1),
+                       variants=(sweep.Variant('a'), views))
+  sweep.check(loaded, 'test')
+  ensembles = [run for run in sweep.runs(loaded, tmp_path) if run.members]
+  assert [run.members for run in ensembles] == [(tmp_path / 'a' / 'seed0',),
+                                                (tmp_path / 'a' / 'seed1',)]
+  assert ensembles[1].command_args() == [
+      '--mode=eval', f'--workdir={tmp_path / "v" / "ensemble1"}',
+      f'--ensemble={tmp_path / "a" / "seed1"}', '--tta=hflip,shift']
+  trains = dataclasses.replace(views, overrides={'train.steps': 3})
+  with pytest.raises(sweep.SweepError, match=re.escape("cannot override ['train.steps']")):
+    sweep.check(dataclasses.replace(loaded, variants=(sweep.Variant('a'), trains)), 'test')
 
 
 def test_product_names_and_merges_overrides():

@@ -30,20 +30,33 @@ def test_an_ensemble_of_one_model_equals_that_model(trained, tmp_path, copies):
           (trained / 'eval' / 'test' / 'predictions.csv').read_text())
   assert json.loads((out / 'operating_point.json').read_text()) == single['operating_point']
   assert json.loads((out / 'ensemble.json').read_text())['members'] == [str(m) for m in members]
+  # Its validation figure, for a sweep to compare it on, is the member's (temperature
+  # scaling keeps a binary task's ranking).
+  assert ensemble['select_metric'] == single['select_metric'] == 'auc'
+  assert ensemble['best_validation'] == pytest.approx(single['best_validation'], abs=1e-3)
 
 
-def test_members_of_different_data_sets_are_refused(trained, tmp_path):
-  other = tmp_path / 'other'
-  shutil.copytree(trained, other)
-  config = json.loads((other / 'config.json').read_text())
-  config['data']['name'] = 'medmnist/pneumoniamnist'
-  (other / 'config.json').write_text(json.dumps(config))
-  out = tmp_path / 'ensemble'
-  result = run_cli('--mode=eval', f'--workdir={out}', f'--ensemble={trained},{other}')
-  assert result.returncode == 2
+def test_a_trained_run_is_evaluated_again_with_test_time_views(trained, tmp_path):
+  out = tmp_path / 'flipped'
+  result = run_cli('--mode=eval', f'--workdir={out}', f'--ensemble={trained}', '--tta=hflip')
+  assert result.returncode == 0, result.stderr[-3000:]
+  plain, flipped = _test_metrics(trained), _test_metrics(out)
+  assert flipped['num_examples'] == plain['num_examples']
+  assert ((out / 'eval' / 'test' / 'predictions.csv').read_text() !=
+          (trained / 'eval' / 'test' / 'predictions.csv').read_text())
+  assert json.loads((trained / 'config.json').read_text())['eval']['tta'] == ''
+
+
+@pytest.mark.parametrize('mode, message', [
+    ('eval', "eval.tta: unknown views ['spin']"),
+    ('train', '--tta works with --mode=eval/predict'),
+])
+def test_bad_test_time_views_are_refused(trained, tmp_path, mode, message):
+  out = tmp_path / 'out'
+  source = f'--ensemble={trained}' if mode == 'eval' else '--config=configs/breast_cnn.py'
+  tta = '--tta=spin' if mode == 'eval' else '--tta=hflip'
+  result = run_cli(f'--mode={mode}', f'--workdir={out}', source, tta)
+  assert result.returncode == 2, result.stderr[-3000:]
   lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and 'different data sets' in lines[0]
+  assert len(lines) == 1 and message in lines[0], lines
   assert not out.exists()
-  result = run_cli('--mode=predict', f'--workdir={out}', f'--ensemble={trained}',
-                   f'--input={tmp_path}')
-  assert result.returncode == 2 and '--mode=eval only' in result.stderr
