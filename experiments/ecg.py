@@ -4,7 +4,10 @@ baseline; comparisons are on test accuracy (ECG5000's published figure) and on j
 (MIT-BIH, checkpoints chosen by validation jκ on held-out DS1 records). The MIT-BIH
 ResNet without its RR features is the ablation of the tabular input; `*/linear` is
 the classic baseline, logistic regression on the standardised samples (and the RR
-features), trained with each data set's recipe. The ECG5000
+features), trained with each data set's recipe; `ecg5000/rocket` is the classic
+time-series one, random convolutional kernels and a linear classifier (ROCKET; not yet
+a MIT-BIH variant).
+The ECG5000
 ResNet's training levers (the weights' moving average, mixup) are variants; which recipe
 to keep is decided on the validation loss of each run (train_summary.json's
 `best_validation`), not on this table. The `*_ensemble` rows evaluate a variant's three
@@ -29,6 +32,7 @@ def get_sweep():
           Variant('ecg5000/inception_time', config='configs/ecg5000_inception.py'),
           Variant('ecg5000/transformer', config='configs/ecg5000_transformer.py'),
           Variant('ecg5000/linear', {'model.name': 'linear'}),
+          Variant('ecg5000/rocket', config='configs/ecg5000_rocket.py'),
           Variant('mitdb/resnet1d', config=MITDB),
           Variant('mitdb/inception_time', config='configs/mitdb_inception.py'),
           Variant('mitdb/transformer', config='configs/mitdb_transformer.py'),

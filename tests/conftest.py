@@ -53,6 +53,7 @@ def small_config(model='cnn', data='medmnist/breastmnist'):
   config.model.signal_transformer.update(patch_size=8, width=16, depth=1, num_heads=2,
                                          mlp_dim=32)
   config.model.mlp.hidden = 16
+  config.model.rocket.kernels = 40
   config.train.steps = 6
   config.train.batch_size = 16
   config.train.log_every = 2

@@ -39,6 +39,8 @@ def test_config_files_validate_and_name_their_command(path):
       '--config.data.mitdb.val_records=100'], 'records [100] are in both val and test'),
     (['--config.data.name=ucr/ECG5000'], "'cnn' reads image inputs"),
     (['--config.model.inception_time.kernel_size=2'], 'model.inception_time'),
+    (['--config.data.name=ucr/ECG5000', '--config.model.name=rocket',
+      '--config.model.rocket.kernels=0'], 'model.rocket.kernels=0 must be positive'),
     (['--mode=serve'], 'serve'),
     (['--config.data.prefetch_batches=0'], 'data.prefetch_batches must be at least 1'),
     (['--config.data.in_memory_mib=-1'], 'data.in_memory_mib must be >= 0'),

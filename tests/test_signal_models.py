@@ -10,6 +10,7 @@ from medjax import models
 from medjax.data import pipeline
 from medjax.data.modalities import signal
 from medjax.data.task import InputSpec, Task
+from medjax.models.encoders import rocket
 from tests.conftest import small_config
 
 SIGNAL = InputSpec('signal', (64, 2), sampling_rate=360.0, mean=(0.5, -0.5), std=(2.0, 1.0))
@@ -26,13 +27,13 @@ def _init_apply(module, batch):
   return variables, module.apply(variables, batch, train=False)
 
 
-@pytest.mark.parametrize('name', ['resnet1d', 'inception_time', 'signal_transformer'])
+@pytest.mark.parametrize('name', ['resnet1d', 'inception_time', 'signal_transformer', 'rocket'])
 def test_signal_encoders_give_logits(name):
   config = small_config(name).model
   module = models.build(config, _task({'signal': SIGNAL}))
   batch = {'signal': jnp.asarray(np.random.default_rng(0).normal(size=(3, 64, 2)), jnp.float32)}
   variables, logits = _init_apply(module, batch)
-  # The transformer's head starts at zero (every logit 0): give it weights to read.
+  # The transformer's and ROCKET's heads start at zero (every logit 0): give them weights.
   head = variables['params']['head']
   variables = {**variables, 'params': {**variables['params'],
                                        'head': {**head, 'kernel': jnp.ones_like(head['kernel'])}}}
@@ -74,6 +75,41 @@ def test_the_linear_baseline_is_logistic_regression_on_every_input():
   logits = module.apply({'params': {'head': {'kernel': kernel, 'bias': bias}}}, batch, train=False)
   flat = np.concatenate([np.asarray(batch['signal']).reshape(4, -1), batch['tabular']], -1)
   np.testing.assert_allclose(logits, flat @ kernel + bias, rtol=1e-5, atol=1e-5)
+
+
+def test_rocket_draws_fixed_centred_kernels_that_fit_the_signal():
+  kernels = rocket.draw_kernels(500, 64, 2, seed=3)
+  assert sum(group['weights'].shape[-1] for group in kernels) == 500
+  for group in kernels:
+    size, dilation, padding = group['length'], group['dilation'], group['padding']
+    assert size in rocket.LENGTHS and group['weights'].shape[:2] == (size, 2)
+    assert (size - 1) * dilation <= 63  # the dilated kernel spans at most the signal
+    assert padding in (0, (size - 1) * dilation // 2)
+    np.testing.assert_allclose(group['weights'].mean(axis=(0, 1)), 0.0, atol=1e-6)
+    assert np.all(np.abs(group['bias']) <= 1.0)
+  assert {g['dilation'] for g in kernels} > {1} and {g['padding'] for g in kernels} > {0}
+  again, other = rocket.draw_kernels(500, 64, 2, seed=3), rocket.draw_kernels(500, 64, 2, seed=4)
+  assert all(np.array_equal(a['weights'], b['weights']) for a, b in zip(kernels, again))
+  assert not np.array_equal(kernels[0]['weights'], other[0]['weights'])
+
+
+def test_rocket_features_are_ppv_and_max_of_each_kernel():
+  module = rocket.Rocket(kernels=30, kernel_seed=1)
+  x = np.random.default_rng(0).normal(size=(3, 64, 2)).astype(np.float32)
+  variables = module.init(jax.random.key(0), x, train=False)
+  # Unit running statistics: the standardisation leaves the raw features.
+  variables = {'batch_stats': jax.tree.map(jnp.zeros_like, variables['batch_stats'])}
+  variables['batch_stats']['BatchNorm_0']['var'] += 1.0
+  features = np.asarray(module.apply(variables, x, train=False))
+  expected = []
+  for group in rocket.draw_kernels(30, 64, 2, seed=1):
+    padded = np.pad(x, ((0, 0), (group['padding'],) * 2, (0, 0)))
+    span = (group['length'] - 1) * group['dilation']
+    y = np.stack([np.einsum('blc,lck->bk', padded[:, t:t + span + 1:group['dilation']],
+                            group['weights']) for t in range(padded.shape[1] - span)], 1)
+    y = y + group['bias']
+    expected += [(y > 0).mean(1), y.max(1)]
+  np.testing.assert_allclose(features, np.concatenate(expected, -1), rtol=1e-3, atol=1e-3)
 
 
 def test_an_absent_input_does_not_reach_the_head():

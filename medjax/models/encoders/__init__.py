@@ -9,10 +9,10 @@ and optionally check_config(model_config) (bad values -> ConfigError), GRAD_CAM_
 (its default tap) and HEAD_ZERO_INIT (the head's kernel starts at zero).
 """
 from medjax.models.encoders import (cnn, inception_time, linear, mlp, resnet, resnet1d,
-                                    signal_transformer, vit)
+                                    rocket, signal_transformer, vit)
 
 ENCODERS = {'cnn': cnn, 'resnet': resnet, 'vit': vit, 'resnet1d': resnet1d,
             'inception_time': inception_time, 'signal_transformer': signal_transformer,
-            'mlp': mlp, 'linear': linear}
+            'mlp': mlp, 'linear': linear, 'rocket': rocket}
 # The encoder of an input whose modality `model.name` does not read.
 DEFAULT_ENCODERS = {'image': 'cnn', 'signal': 'resnet1d', 'tabular': 'mlp'}
