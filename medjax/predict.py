@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from medjax import calibration, data, evaluate, files, parallel, report
+from medjax import calibration, data, evaluate, files, parallel, report, tta
 from medjax.data import pipeline
 from medjax.data.task import Task
 
@@ -43,6 +43,7 @@ def _probabilities(experiment, state, inputs: dict, temperature: float) -> np.nd
   batch_size = experiment.config.data.eval_batch_size
   parallel.local_batch_size(batch_size, experiment.mesh)
   task = experiment.dataset.task
+  views = tta.views(experiment.config.eval.tta, task)
   count = len(next(iter(inputs.values())))
   logits = []
   for start in range(0, count, batch_size):
@@ -54,8 +55,11 @@ def _probabilities(experiment, state, inputs: dict, temperature: float) -> np.nd
     label_shape = (batch_size, task.num_classes) if task.multilabel else (batch_size,)
     batch.update(mask=np.zeros(batch_size, np.float32), index=np.zeros(batch_size, np.int32),
                  label=np.zeros(label_shape, np.float32 if task.multilabel else np.int32))
-    outputs = experiment.eval_step(state, parallel.to_global(batch, experiment.mesh))
-    logits.append(parallel.to_host(outputs['logits'])[:size])
+    # The test-time views the stored temperature and operating point were fitted with.
+    per_view = [parallel.to_host(experiment.eval_step(
+        state, parallel.to_global(view(batch), experiment.mesh))['logits'])[:size]
+                for view in views]
+    logits.append(np.mean(per_view, axis=0))
   return calibration.probabilities(np.concatenate(logits), task, temperature)
 
 

@@ -1,5 +1,5 @@
 """Test-time augmentation (`eval.tta`): every evaluation (validation during training,
-eval, ensembles) averages the logits of each example and of fixed transformed views of
+eval, ensembles) and prediction averages the logits of each example and of fixed transformed views of
 it, so the result is deterministic. Views are named in a comma list; each modality
 says which it has (`TTA_VIEWS` in medjax/data/modalities/): images `hflip`, `vflip` and
 `shift` (4 views, 2 pixels up, down, left, right), signals `shift` (2 views, 2% of the

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from medjax import config as config_lib
-from medjax import evaluate, parallel, tta
+from medjax import evaluate, parallel, predict, tta
 from medjax.config import ConfigError
 from medjax.data import Dataset, pipeline
 from medjax.data.task import InputSpec, Task
@@ -48,6 +48,20 @@ def test_views_average_the_logits_of_the_transformed_inputs(experiments):
   np.testing.assert_allclose(outputs['probs'][:64], probs, rtol=1e-4, atol=1e-6)
   _, plain = evaluate.evaluate(experiments[''], experiments[''].state, 'val')
   assert not np.allclose(outputs['logits'], plain['logits'])
+
+
+def test_prediction_averages_the_same_views(experiments):
+  for views, expected in (('', lambda e: _first_batch_logits(e)),
+                          ('hflip', lambda e: (_first_batch_logits(e) + _first_batch_logits(
+                              e, lambda x: x[:, :, ::-1])) / 2)):
+    experiment = experiments[views]
+    batch = next(iter(pipeline.eval_batches(experiment.dataset.sources['val'],
+                                            experiment.dataset.task, batch_size=64)))
+    probs = predict._probabilities(experiment, experiment.state,
+                                   {'image': batch['image'][:5]}, temperature=1.0)
+    logits = expected(experiment)[:5]
+    np.testing.assert_allclose(probs, np.exp(logits) / np.exp(logits).sum(-1, keepdims=True),
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_views_are_deterministic(experiments):
