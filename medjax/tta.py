@@ -1,10 +1,10 @@
-"""Test-time augmentation (`eval.tta`): every evaluation (validation during training,
-eval, ensembles) and prediction averages the logits of each example and of fixed
-transformed views of it, so the result is deterministic. Views are named in a comma list; each modality
-says which it has (`TTA_VIEWS` in medjax/data/modalities/): images `hflip`, `vflip` and
-`shift` (4 views, 2 pixels up, down, left, right), signals `shift` (2 views, 2% of the
-length earlier and later). A view changes the inputs of the modalities that have it
-and leaves the others (e.g. an ECG beat's RR features) as they are.
+"""Test-time augmentation (`eval.tta`): every evaluation (validation during training, eval,
+ensembles) and prediction averages the logits of each example and of fixed transformed
+views of it, so the result is deterministic. Views are named in a comma list; each
+modality says which it has (`TTA_VIEWS` in medjax/data/modalities/): images `hflip`,
+`vflip` and `shift` (4 views, 2 pixels up, down, left, right), signals `shift` (2 views,
+2% of the length earlier and later). A view changes the inputs of the modalities that
+have it and leaves the others (e.g. an ECG beat's RR features) as they are.
 """
 from typing import Callable
 
