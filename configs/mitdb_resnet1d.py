@@ -1,7 +1,10 @@
 """The time-series ResNet on MIT-BIH beats (MLII and V1, 256 samples around the R
 peak) with their RR-interval features (an MLP beside it), AAMI classes, de Chazal's
 inter-patient split: trained on DS1, checkpoints chosen by the jκ index on held-out
-DS1 records, tested on DS2.
+DS1 records, tested on DS2. The ECG study's validation-chosen recipe is shorter
+(`mitdb/resnet1d_short` in experiments/ecg.py: validation jκ peaked at the first
+validation, step 250, so 500 steps validated every 25); add
+`--config.train.steps=500 --config.train.eval_every=25 --config.train.checkpoint_every=250`.
 
 COMMAND: python -m medjax.experiment --config=configs/mitdb_resnet1d.py --workdir=workdirs/mitdb_resnet1d
 """
