@@ -6,6 +6,25 @@ checkpoint and writes `eval/<split>/`. The command line calls the latter after
 training and again for `--mode=eval`, so both write identical numbers.
 `evaluate_ensemble` does the same for several workdirs as one model
 (`--mode=eval --ensemble=W1,W2,...`).
+
+`metrics.json` holds the headline figures (`accuracy`, `auc`, `loss`), then `metrics`
+with 95% bootstrap intervals: binary tasks at the operating point chosen on validation
+(`eval.operating_rule`: Youden, or a target sensitivity or specificity): sensitivity,
+specificity, PPV, NPV, F1, MCC, Brier score and ECE; multi-class tasks: AUC, accuracy,
+balanced accuracy (macro recall), macro F1, MCC and `per_class`. Where examples belong to
+patients (MIT-BIH records), the intervals resample patients, not examples. MIT-BIH runs
+add an `aami` section: Se, +P and FPR per class, Cohen's κ and the jκ index
+(Mondéjar-Guerra et al. 2019). Reported probabilities are calibrated by temperature
+scaling fitted on validation (`eval.calibrate`; it changes no decision and no ranking);
+`calibration` gives the split's NLL, ECE and Brier score before and after.
+`--mode=eval --workdir=OUT --ensemble=W1,W2,W3` evaluates trained workdirs as one model
+(the mean of their calibrated probabilities) with the same report, intervals and
+validation-chosen operating point, written to `OUT`. `eval.tta` (e.g. `hflip,shift`)
+averages the logits of fixed test-time views of each input (images: flips, 2-pixel
+shifts; signals: 2% time shifts) in every evaluation, validation included, and in
+prediction;
+`--tta=hflip,shift` evaluates an already trained model with views
+(`--mode=eval --ensemble=RUN --workdir=NEW --tta=...` keeps RUN's own results).
 """
 import pathlib
 from typing import Any, NamedTuple
