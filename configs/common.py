@@ -56,6 +56,9 @@ def get_config():
   config.train.ema_decay = 0.999              # its decay per step (lower early on: train/step.py)
   config.train.mixup_alpha = 0.0              # mixup's Beta(α, α); 0 = off (medjax/train/mixing.py)
   config.train.cutmix_alpha = 0.0             # CutMix's Beta(α, α); 0 = off
+  config.train.solver = 'gradient'            # gradient (the loop) | ridge (the head in closed form)
+  # ridge: the strengths tried, the best on validation kept (medjax/train/ridge.py)
+  config.train.ridge_alphas = tuple(10.0 ** (k * 2 / 3 - 3) for k in range(10))
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = 'adam'                  # adam | adamw | sgd (with momentum)

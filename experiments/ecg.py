@@ -6,11 +6,11 @@ ResNet without its RR features is the ablation of the tabular input; `*/linear` 
 the classic baseline, logistic regression on the standardised samples (and the RR
 features), trained with each data set's recipe; `ecg5000/rocket` is the classic
 time-series one, random convolutional kernels and a linear classifier (ROCKET; not yet
-a MIT-BIH variant).
-The ECG5000
-ResNet's training levers (the weights' moving average, mixup) are variants; which recipe
-to keep is decided on the validation loss of each run (train_summary.json's
-`best_validation`), not on this table. The `*_ensemble` rows evaluate a variant's three
+a MIT-BIH variant) trained by Adam, `ecg5000/rocket_ridge` the same features with the
+paper's ridge classifier in closed form, its kernels drawn from each run's seed. The
+ECG5000 ResNet's training levers (the weights' moving average, mixup) are variants;
+which recipe to keep is decided on the validation loss of each run
+(train_summary.json's `best_validation`), not on this table. The `*_ensemble` rows evaluate a variant's three
 seeds as one model.
 
 COMMAND: python -m medjax.ablate experiments/ecg.py --workdir=workdirs/ecg \
@@ -33,6 +33,7 @@ def get_sweep():
           Variant('ecg5000/transformer', config='configs/ecg5000_transformer.py'),
           Variant('ecg5000/linear', {'model.name': 'linear'}),
           Variant('ecg5000/rocket', config='configs/ecg5000_rocket.py'),
+          Variant('ecg5000/rocket_ridge', config='configs/ecg5000_rocket_ridge.py'),
           Variant('mitdb/resnet1d', config=MITDB),
           Variant('mitdb/inception_time', config='configs/mitdb_inception.py'),
           Variant('mitdb/transformer', config='configs/mitdb_transformer.py'),

@@ -45,10 +45,18 @@ OPERATING_POINT_FILE = 'operating_point.json'
 
 def evaluate(experiment: Experiment, state, split: str) -> tuple[dict, dict]:
   """Runs the eval step over every example of `split` once; returns (metrics, outputs)."""
-  eval_batch_size = experiment.config.data.eval_batch_size
-  local_size = parallel.local_batch_size(eval_batch_size, experiment.mesh)
+  views = tta.views(experiment.config.eval.tta, experiment.dataset.task)
+  outputs = split_outputs(experiment, state, split, experiment.eval_step, views)
+  return metrics.classification_metrics(outputs, experiment.dataset.task), outputs
+
+
+def split_outputs(experiment: Experiment, state, split: str, step, views) -> dict:
+  """`step(state, batch)` over every example of `split` once, each batch's outputs the
+  mean over `views` (test-time views; one: the plain input), with each example's
+  label, mask, index (and group, where the task has one)."""
+  local_size = parallel.local_batch_size(experiment.config.data.eval_batch_size,
+                                         experiment.mesh)
   task = experiment.dataset.task
-  views = tta.views(experiment.config.eval.tta, task)
   gathered = []
   for batch in pipeline.eval_batches(experiment.dataset.sources[split], task,
                                      batch_size=local_size, process_index=jax.process_index(),
@@ -56,7 +64,7 @@ def evaluate(experiment: Experiment, state, split: str) -> tuple[dict, dict]:
     per_view = []
     for view in views:
       global_batch = parallel.to_global(device_batch(view(batch)), experiment.mesh)
-      per_view.append(parallel.to_host({**experiment.eval_step(state, global_batch),
+      per_view.append(parallel.to_host({**step(state, global_batch),
                                         **{k: global_batch[k] for k in
                                            ('label', 'mask', 'index')}}))
     gathered.append(per_view[0] if len(views) == 1 else _mean_of_views(per_view, task))
@@ -64,7 +72,7 @@ def evaluate(experiment: Experiment, state, split: str) -> tuple[dict, dict]:
   if task.group_key:
     groups = sources.read_all(experiment.dataset.sources[split], keys=(task.group_key,))
     outputs['group'] = groups[task.group_key][outputs['index']]
-  return metrics.classification_metrics(outputs, task), outputs
+  return outputs
 
 
 def _mean_of_views(per_view: list[dict], task) -> dict:

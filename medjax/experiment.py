@@ -171,7 +171,7 @@ def main(argv=None) -> dict:
   # Imported here so that config errors are reported without importing JAX.
   from medjax import compilation_cache, evaluate, host_memory, parallel, predict
   from medjax.data.download import MissingDataError
-  from medjax.train import loop, setup
+  from medjax.train import loop, ridge, setup
 
   host_memory.reuse_freed_memory()
   compilation_cache.enable()
@@ -197,7 +197,7 @@ def main(argv=None) -> dict:
     if _MODE.value == 'train':
       files.write_text_atomic(workdir / 'config.json', config_lib.to_json(config))
       files.write_text_atomic(workdir / 'task.json', experiment.dataset.task.to_json())
-      loop.train(experiment, workdir)
+      (ridge.train if config.train.solver == 'ridge' else loop.train)(experiment, workdir)
     result = evaluate.evaluate_checkpoint(experiment, workdir, _SPLIT.value,
                                           'best' if _MODE.value == 'train' else _CHECKPOINT.value)
   except loop.Preempted as preempted:

@@ -4,7 +4,8 @@ A single-input model is an encoder and a linear head. With several inputs (ECG b
 with their RR features; later image + text + tabular) the embeddings are
 concatenated before the head. An optional input is multiplied by its batch flag
 `<key>_present` (0 where the example lacks it), and the flag itself joins the
-features, so the head can tell "absent" from "all zero".
+features, so the head can tell "absent" from "all zero". `embed` is the head's input
+(the closed-form solver, medjax/train/ridge.py, fits the head on it).
 """
 from typing import Any, Mapping
 
@@ -19,8 +20,11 @@ class Diagnoser(nn.Module):
   head_zero_init: bool = False
   dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, batch, *, train: bool):
+  def setup(self):
+    init = nn.initializers.zeros if self.head_zero_init else nn.initializers.lecun_normal()
+    self.head = nn.Dense(self.num_outputs, dtype=self.dtype, kernel_init=init)
+
+  def embed(self, batch, *, train: bool):
     features = []
     for key, encoder in self.encoders.items():
       embedding = encoder(batch[key], train=train)
@@ -29,7 +33,7 @@ class Diagnoser(nn.Module):
         features += [embedding * present, present]
       else:
         features.append(embedding)
-    x = features[0] if len(features) == 1 else jnp.concatenate(features, -1)
-    init = nn.initializers.zeros if self.head_zero_init else nn.initializers.lecun_normal()
-    return nn.Dense(self.num_outputs, dtype=self.dtype, kernel_init=init,
-                    name='head')(x).astype(jnp.float32)
+    return features[0] if len(features) == 1 else jnp.concatenate(features, -1)
+
+  def __call__(self, batch, *, train: bool):
+    return self.head(self.embed(batch, train=train)).astype(jnp.float32)

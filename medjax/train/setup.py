@@ -33,6 +33,7 @@ class Experiment:
 
 
 NONFINITE_MODES = ('stop', 'skip')
+SOLVERS = ('gradient', 'ridge')
 
 
 def _check_train_config(config, mesh, task):
@@ -44,6 +45,8 @@ def _check_train_config(config, mesh, task):
   if config.train.nonfinite not in NONFINITE_MODES:
     raise ConfigError(f'train.nonfinite={config.train.nonfinite!r} is not one of '
                       f'{NONFINITE_MODES}')
+  if config.train.solver not in SOLVERS:
+    raise ConfigError(f'train.solver={config.train.solver!r} is not one of {SOLVERS}')
   mixing.check_inputs(config.train, task)
 
 
@@ -82,9 +85,12 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
       state = state.replace(ema=steps.model_variables(state, state.params))
     return state
 
+  abstract_state = jax.eval_shape(init)
+  if config.train.solver == 'ridge':
+    from medjax.train import ridge  # it evaluates, and evaluation imports this module
+    ridge.check_config(config.train, task, abstract_state.params)
   replicated = parallel.replicated(mesh)
-  state_sharding = parallel.state_shardings(jax.eval_shape(init), mesh,
-                                            config.mesh.fsdp_min_size)
+  state_sharding = parallel.state_shardings(abstract_state, mesh, config.mesh.fsdp_min_size)
   state = jax.jit(init, out_shardings=state_sharding)()
   batch_sharding = parallel.batch_sharding(mesh)
   weights = jnp.asarray(steps.class_weights(task, config.train.class_weights))

@@ -1,0 +1,154 @@
+"""Closed-form training of the head (`train.solver='ridge'`): ROCKET's ridge classifier.
+
+For models with nothing to learn before their head (ROCKET's random kernels, the
+linear baseline's standardised inputs). The head's input (`Diagnoser.embed`) of every
+training example is computed once, in evaluation mode and without augmentation, and
+standardised; the head is then the ridge regression of the ±1 class indicators on
+it (scikit-learn's RidgeClassifier, the classifier of the ROCKET paper), solved in
+closed form from one SVD for each of `train.ridge_alphas`. Each alpha's head is
+validated as a training checkpoint would be (the metrics log's step k is the k-th
+alpha), and the best by `train.select_metric` is kept as the `best` checkpoint with
+the standardisation folded into its weights, so evaluation and prediction read it as
+they read any other. The regression's scores (about ±1) are not log-odds: each
+alpha's head is first divided by the temperature that minimises its validation loss
+(medjax/calibration.py), so that its loss, and a validation loss compared across
+models, mean what they mean for a head trained on the cross-entropy.
+
+The training features are held in host memory (examples x features, float64): the
+ROCKET paper itself moves to logistic regression (here: `train.solver='gradient'`)
+above about 10,000 training examples.
+"""
+import json
+import pathlib
+import time
+
+import jax
+import numpy as np
+
+from medjax import calibration, checkpoint, evaluate, files, tta
+from medjax.config import ConfigError
+from medjax.train import objectives
+from medjax.train import step as steps
+from medjax.train.log import MetricWriter
+
+HEAD = 'head'
+MAX_FEATURE_VALUES = 2**28  # examples x features held for the SVD (2 GiB as float64)
+# Training settings the closed form has no counterpart for: refused, not ignored.
+GRADIENT_ONLY = {'ema': False, 'mixup_alpha': 0.0, 'cutmix_alpha': 0.0,
+                 'label_smoothing': 0.0, 'class_weights': 'none'}
+
+
+def check_config(train_config, task, abstract_params) -> None:
+  """ConfigError unless the ridge solver can fit this model and task as configured."""
+  if not train_config.ridge_alphas or min(train_config.ridge_alphas) <= 0:
+    raise ConfigError(f'train.ridge_alphas={tuple(train_config.ridge_alphas)} must be '
+                      'positive regularisation strengths (at least one)')
+  for field, off in GRADIENT_ONLY.items():
+    if train_config[field] != off:
+      raise ConfigError(f"train.{field}={train_config[field]!r} needs train.solver='gradient' "
+                        f"(the ridge solver fits with train.{field}={off!r})")
+  if task.label_level != 'example':
+    raise ConfigError(f"train.solver='ridge' fits one label per example; {task.name} has "
+                      f'{task.label_level} labels')
+  trained_before_head = sorted(name for name in abstract_params if name != HEAD)
+  if trained_before_head:
+    raise ConfigError(f"train.solver='ridge' fits only the head, but the model has "
+                      f'parameters before it ({", ".join(trained_before_head)}): use '
+                      "train.solver='gradient', or an encoder with nothing to train (rocket)")
+
+
+def indicator_targets(labels: np.ndarray, task) -> np.ndarray:
+  """(n, outputs) targets in {-1, +1}: one column per class (per label if multi-label)."""
+  hot = labels if task.multilabel else np.eye(task.num_classes)[labels.astype(int)]
+  return 2.0 * np.asarray(hot, np.float64) - 1.0
+
+
+def _training_features(experiment, state) -> tuple[np.ndarray, np.ndarray]:
+  """(features, labels) of every training example, in evaluation mode, plain inputs."""
+  def embed(state, batch):
+    return {'features': state.apply_fn(steps.model_variables(state), batch, train=False,
+                                       method='embed')}
+  outputs = evaluate.split_outputs(experiment, state, 'train', jax.jit(embed),
+                                   tta.views('', experiment.dataset.task))
+  kept = outputs['mask'] > 0
+  return outputs['features'][kept].astype(np.float64), outputs['label'][kept]
+
+
+class RidgePath:
+  """The ridge solutions for any alpha from one SVD of the standardised features."""
+
+  def __init__(self, features: np.ndarray, targets: np.ndarray):
+    self.mean = features.mean(0)
+    scale = features.std(0)
+    self.scale = np.where(scale > 0, scale, 1.0)  # constant features: left as they are
+    self.target_mean = targets.mean(0)
+    left, self.singular, right_t = np.linalg.svd((features - self.mean) / self.scale,
+                                                 full_matrices=False)
+    self.right = right_t.T
+    self.projected = left.T @ (targets - self.target_mean)
+
+  def head(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) of the head on the raw features: argmin ||Z W - Y||^2 + alpha ||W||^2
+    on the standardised Z and centred Y, the standardisation folded in."""
+    shrunk = (self.singular / (self.singular**2 + alpha))[:, None] * self.projected
+    weights = self.right @ shrunk
+    kernel = weights / self.scale[:, None]
+    return kernel, self.target_mean - self.mean @ kernel
+
+
+def _with_head(state, kernel, bias):
+  params = dict(state.params)
+  params[HEAD] = {'kernel': jax.device_put(kernel.astype(np.float32),
+                                           state.params[HEAD]['kernel'].sharding),
+                  'bias': jax.device_put(bias.astype(np.float32),
+                                         state.params[HEAD]['bias'].sharding)}
+  return state.replace(params=params)
+
+
+def train(experiment, workdir) -> dict:
+  """Fits the head in closed form (see the module docstring); returns the summary, as
+  `medjax.train.loop.train` does. A workdir already fitted is not fitted again."""
+  config, task = experiment.config, experiment.dataset.task
+  workdir = pathlib.Path(workdir)
+  summary_file = workdir / 'train_summary.json'
+  best = checkpoint.Checkpoints(workdir / 'best', max_to_keep=1, best_metric='selection')
+  try:
+    if best.latest_step() is not None and summary_file.exists():
+      return json.loads(summary_file.read_text())
+    started = time.perf_counter()
+    features, labels = _training_features(experiment, experiment.state)
+    if features.size > MAX_FEATURE_VALUES:
+      raise ValueError(f"train.solver='ridge' would hold {features.shape[0]} x "
+                       f'{features.shape[1]} training features in memory; with this many '
+                       "use train.solver='gradient'")
+    path = RidgePath(features, indicator_targets(labels, task))
+    select = experiment.select_metric
+    writer = MetricWriter(workdir)
+    chosen = None
+    for number, alpha in enumerate(config.train.ridge_alphas, 1):
+      kernel, bias = path.head(alpha)
+      _, outputs = evaluate.evaluate(experiment, _with_head(experiment.state, kernel, bias),
+                                     'val')
+      kept = outputs['mask'] > 0
+      scale = calibration.fit_temperature(outputs['logits'][kept], outputs['label'][kept], task)
+      state = _with_head(experiment.state, kernel / scale, bias / scale)
+      values, _ = evaluate.evaluate(experiment, state, 'val')
+      writer.write(number, 'val', {**values, 'ridge_alpha': alpha})
+      if chosen is None or objectives.improves(select, values[select], chosen[2]):
+        chosen = (number, alpha, values[select], state, scale)
+    writer.close()
+    number, alpha, value, state, scale = chosen
+    seconds = time.perf_counter() - started
+    meta = {'best_metric': value, 'best_step': number, 'select_metric': select,
+            'train_seconds': seconds, 'ridge_alpha': alpha, 'ridge_temperature': scale}
+    sign = -1.0 if select in objectives.LOWER_IS_BETTER else 1.0
+    best.save(number, state, meta, metrics={'selection': sign * value})
+    best.wait()
+  finally:
+    best.close()
+  summary = {'train_seconds': seconds, 'steps': 0, 'solver': 'ridge', 'ridge_alpha': alpha,
+             'ridge_temperature': scale, 'best_step': number, 'select_metric': select,
+             'best_validation': value, 'compile_seconds': None, 'skipped_steps': 0}
+  if jax.process_index() == 0:
+    files.write_json_atomic(summary_file, summary)
+  return summary

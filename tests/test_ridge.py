@@ -1,0 +1,103 @@
+"""The closed-form head (`train.solver='ridge'`, medjax/train/ridge.py)."""
+import json
+
+import numpy as np
+import pytest
+from sklearn.linear_model import RidgeClassifier
+
+import medjax.data
+from medjax import calibration, evaluate
+from medjax.config import ConfigError
+from medjax.train import ridge, setup
+from tests.conftest import small_config
+
+
+@pytest.mark.parametrize('examples, features', [(40, 12), (12, 30)])
+def test_the_ridge_path_is_scikit_learns_ridge_classifier(examples, features):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(examples, features)) * rng.uniform(0.1, 10.0, features) + 3.0
+  labels = np.arange(examples) % 3
+  path = ridge.RidgePath(x, ridge.indicator_targets(labels, _Task3()))
+  standardised = (x - x.mean(0)) / x.std(0)
+  for alpha in (0.01, 1.0, 100.0):
+    kernel, bias = path.head(alpha)
+    reference = RidgeClassifier(alpha=alpha, solver='svd').fit(standardised, labels)
+    np.testing.assert_allclose(x @ kernel + bias, reference.decision_function(standardised),
+                               atol=1e-8)
+
+
+class _Task3:
+  multilabel, num_classes = False, 3
+
+
+def _write_series(folder, name, rows):
+  folder.mkdir(parents=True, exist_ok=True)
+  (folder / name).write_text(''.join('\t'.join([str(label)] + [f'{v:.4f}' for v in values]) + '\n'
+                                     for label, values in rows))
+
+
+@pytest.fixture(scope='module')
+def three_shapes(tmp_path_factory):
+  """A small UCR-layout set: sine, square and ramp series of length 32 in noise that
+  no head separates on validation (a temperature has a finite optimum)."""
+  data_dir = tmp_path_factory.mktemp('ucr_ridge')
+  rng = np.random.default_rng(1)
+  t = np.linspace(0, 1, 32)
+  shapes = [np.sin(6 * t), np.sign(np.sin(6 * t)), 2 * t - 1]
+  for split, count in (('TRAIN', 60), ('TEST', 30)):
+    rows = [(k % 3 + 1, shapes[k % 3] * rng.uniform(0.8, 1.2) + rng.normal(0, 1.0, 32))
+            for k in range(count)]
+    _write_series(data_dir / 'ucr', f'Shapes_{split}.tsv', rows)
+  return data_dir
+
+
+def _rocket_ridge_config(data_dir, **train):
+  config = small_config('rocket', data='ucr/Shapes')
+  config.data.data_dir = str(data_dir)
+  config.train.solver = 'ridge'
+  config.train.select_metric = 'loss'
+  config.train.update(train)
+  return config
+
+
+def test_ridge_fits_the_head_and_keeps_the_alpha_best_on_validation(three_shapes, tmp_path):
+  experiment = setup.build_experiment(_rocket_ridge_config(three_shapes))
+  summary = ridge.train(experiment, tmp_path)
+  logged = [json.loads(line) for line in (tmp_path / 'logs' / 'metrics.jsonl').open()]
+  losses = {r['val/ridge_alpha']: r['val/loss'] for r in logged}
+  assert len(losses) == len(experiment.config.train.ridge_alphas) > 1
+  assert summary['ridge_alpha'] == min(losses, key=losses.get)
+  assert summary['best_validation'] == pytest.approx(min(losses.values()))
+  # The kept checkpoint's logits on the training split are the ridge regression's
+  # predictions on the encoder's features (its standardisation folded into the head),
+  # divided by the temperature of least validation loss.
+  state, step, _ = evaluate.restore_checkpoint(experiment, tmp_path)
+  assert step == summary['best_step']
+  features, labels = ridge._training_features(experiment, experiment.state)
+  kernel, bias = ridge.RidgePath(
+      features, ridge.indicator_targets(labels, experiment.dataset.task)).head(
+          summary['ridge_alpha'])
+  _, outputs = evaluate.evaluate(experiment, state, 'train')
+  kept = outputs['mask'] > 0
+  np.testing.assert_allclose(outputs['logits'][kept] * summary['ridge_temperature'],
+                             features @ kernel + bias, atol=1e-3)
+  _, val = evaluate.evaluate(experiment, state, 'val')
+  val = {key: value[val['mask'] > 0] for key, value in val.items()}
+  assert calibration.fit_temperature(val['logits'], val['label'],
+                                     experiment.dataset.task) == pytest.approx(1.0, abs=0.02)
+  assert np.mean(np.argmax(outputs['logits'][kept], -1) == labels) > 0.9
+  # Fitted already: the same summary, nothing refitted.
+  assert ridge.train(experiment, tmp_path) == summary
+
+
+@pytest.mark.parametrize('model, train, message', [
+    ('resnet1d', {}, 'parameters before it'),
+    ('rocket', {'ema': True}, "train.ema=True needs train.solver='gradient'"),
+    ('rocket', {'ridge_alphas': (0.0, 1.0)}, 'must be positive'),
+    ('rocket', {'solver': 'newton'}, "train.solver='newton' is not one of"),
+])
+def test_ridge_refuses_what_it_cannot_fit(three_shapes, model, train, message):
+  config = _rocket_ridge_config(three_shapes, **train)
+  config.model.name = model
+  with pytest.raises(ConfigError, match=message):
+    setup.build_experiment(config, medjax.data.load(config.data))
