@@ -17,11 +17,13 @@ DIMENSIONS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ('NHWC', 'HW
 @pytest.mark.parametrize('kernel,strides,padding,size', [
     (3, 1, 'SAME', 7), (3, 2, 'SAME', 7), (3, 2, 'SAME', 8), (1, 1, 'SAME', 5),
     (1, 2, 'SAME', 5), (7, 2, 'SAME', 28), (3, 1, 'VALID', 6), (4, 4, 'VALID', 28),
-    (3, 1, 'SAME', 2), (3, 1, ((2, 0), (1, 1)), 5)])
+    (3, 1, 'SAME', 2), (3, 1, ((2, 0), (1, 1)), 5),
+    # Convolutions over time (Conv1D: (1, k) kernels on (1, L) maps): XLA's forward.
+    ((1, 8), 1, 'SAME', (1, 20)), ((1, 5), 2, 'SAME', (1, 21)), ((1, 3), 1, 'VALID', (1, 9))])
 def test_outputs_and_gradients_match_lax(kernel, strides, padding, size):
   kx, kw = jax.random.split(jax.random.key(0))
-  x = jax.random.normal(kx, (2, size, size, 3))
-  w = jax.random.normal(kw, (kernel, kernel, 3, 4))
+  x = jax.random.normal(kx, (2,) + (size if isinstance(size, tuple) else (size, size)) + (3,))
+  w = jax.random.normal(kw, (kernel if isinstance(kernel, tuple) else (kernel, kernel)) + (3, 4))
   s = (strides, strides)
 
   def loss(conv, x, w):
@@ -33,6 +35,9 @@ def test_outputs_and_gradients_match_lax(kernel, strides, padding, size):
   (_, out), grads = jax.value_and_grad(
       lambda x, w: loss(conv_via_matmul, x, w), argnums=(0, 1), has_aux=True)(x, w)
   np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
+  # Not differentiated (evaluation), the same values.
+  np.testing.assert_allclose(conv_via_matmul(x, w, s, padding, dimension_numbers=DIMENSIONS),
+                             ref, rtol=1e-5, atol=1e-4)
   for got, want in zip(grads, ref_grads):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
