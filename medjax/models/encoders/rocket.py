@@ -9,11 +9,13 @@ of half the dilated length on both sides for half of them. Each kernel gives two
 features of the signal, the proportion of positive values (PPV) and the maximum; they
 are standardised (a BatchNorm without scale or offset: the running training statistics
 at evaluation) and the diagnoser's linear head, started at zero, is the linear
-classifier (the paper's logistic-regression form, trained by the same loop).
+classifier: the paper's logistic-regression form trained by the loop, or its ridge
+classifier in closed form (`train.solver='ridge'`, configs/ecg5000_rocket_ridge.py).
 
-The kernels are drawn from `model.rocket.kernel_seed`, not from the run's seed, and are
-constants of the program: nothing of them is trained or checkpointed, and the same
-config draws the same kernels on any machine (numpy's PCG64).
+The kernels are drawn from `model.rocket.kernel_seed` (a config may tie it to the run's
+seed, as configs/ecg5000_rocket_ridge.py does) and are constants of the program:
+nothing of them is trained or checkpointed, and the same config draws the same kernels
+on any machine (numpy's PCG64).
 """
 from typing import Any
 
