@@ -2,6 +2,7 @@
 
   python -m benchmarks.profile_step --model=cnn --size=28 --trace_dir=/tmp/medjax-trace
   python -m benchmarks.profile_step --model=cnn --size=28 --peer   # and PyTorch's step
+  python -m benchmarks.profile_step --model=resnet1d --signal=mitdb --peer
 
 The step is the one `benchmarks.peer` times (same model, size and batch). Writes
 the trace of `--traced_steps` steps to `--trace_dir` (open it with XProf or TensorBoard's
@@ -23,8 +24,11 @@ from absl import app, flags
 from benchmarks import peer
 from medjax import host_memory
 
-_MODEL = flags.DEFINE_enum('model', 'cnn', sorted(peer.MODELS), 'model to profile')
-_SIZE = flags.DEFINE_integer('size', 28, 'image size')
+_MODEL = flags.DEFINE_enum('model', 'cnn', sorted(peer.MODELS) + sorted(peer.SIGNAL_MODELS),
+                           'model to profile')
+_SIZE = flags.DEFINE_integer('size', 28, 'image size (image models)')
+_SIGNAL = flags.DEFINE_enum('signal', 'ecg5000', sorted(peer.SIGNAL_INPUTS),
+                            'ECG input shape (signal models)')
 _STEPS = flags.DEFINE_integer('traced_steps', 5, 'traced steps (after 3 untraced ones)')
 _TRACE_DIR = flags.DEFINE_string('trace_dir', '/tmp/medjax-trace', 'where the trace goes')
 _TOP = flags.DEFINE_integer('top', 25, 'operations to print')
@@ -100,10 +104,10 @@ def source_ops(hlo_text: str) -> dict[str, str]:
   return dict(re.findall(r'%([\w.\-]+) = [^\n]*?metadata=\{op_name="([^"]+)"', hlo_text))
 
 
-def profile_peer(config, batch, steps: int, top: int):
+def profile_peer(config, task, batch, steps: int, top: int):
   """PyTorch's step under torch.profiler: its operators by self CPU time per step."""
   from torch import profiler
-  step = peer.TorchStep(config, batch)
+  step = peer.TorchStep(config, task, batch)
   memory_format = peer.pick_memory_format(step)
   with profiler.profile(activities=[profiler.ProfilerActivity.CPU]) as run:
     for _ in range(steps):
@@ -116,9 +120,10 @@ def profile_peer(config, batch, steps: int, top: int):
 
 def main(_):
   host_memory.reuse_freed_memory()  # as the experiment launcher does
-  config = peer.benchmark_config(_MODEL.value, _SIZE.value)
-  batch = peer.synthetic_batch(_SIZE.value, config.train.batch_size)
-  step = peer.MedjaxStep(config, batch)
+  [(_, label, config, task)] = peer.benchmark_cases([_MODEL.value], [_SIZE.value],
+                                                   [_SIGNAL.value], 'float32')
+  batch = peer.synthetic_batch(task, config.train.batch_size)
+  step = peer.MedjaxStep(config, task, batch)
   for _ in range(3):
     step.train()
   jax.profiler.start_trace(_TRACE_DIR.value)
@@ -131,13 +136,13 @@ def main(_):
   except ImportError:
     print('install xprof for the per-operation summary')
   else:
-    print(f'{_MODEL.value} at {_SIZE.value} px, batch {config.train.batch_size}: '
+    print(f'{_MODEL.value} on {label}, batch {config.train.batch_size}: '
           'wall milliseconds per step')
     sources = source_ops(step.train_step.as_text())
     for name, ms, count in operations:
       print(f'{ms:8.1f}  x{count:<3d} {name:28s} {sources.get(name, "")}')
   if _PEER.value:
-    profile_peer(config, batch, _STEPS.value, _TOP.value)
+    profile_peer(config, task, batch, _STEPS.value, _TOP.value)
 
 
 if __name__ == '__main__':
