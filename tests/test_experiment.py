@@ -45,6 +45,7 @@ def test_config_files_validate_and_name_their_command(path):
     (['--config.data.prefetch_batches=0'], 'data.prefetch_batches must be at least 1'),
     (['--config.data.in_memory_mib=-1'], 'data.in_memory_mib must be >= 0'),
     (['--config.train.ema_decay=1.5'], 'train.ema_decay=1.5 must be in [0, 1)'),
+    (['--config.train.solver=newton'], "train.solver='newton' is not one of"),
     (['--config.data.name=medmnist3d/nosuch'], 'medmnist3d/nosuch: unknown'),
 ])
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):

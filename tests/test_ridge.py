@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import RidgeClassifier
 
-import medjax.data
 from medjax import calibration, evaluate
+from medjax import config as config_lib
 from medjax.config import ConfigError
 from medjax.train import ridge, setup
 from tests.conftest import small_config
@@ -90,14 +90,21 @@ def test_ridge_fits_the_head_and_keeps_the_alpha_best_on_validation(three_shapes
   assert ridge.train(experiment, tmp_path) == summary
 
 
-@pytest.mark.parametrize('model, train, message', [
-    ('resnet1d', {}, 'parameters before it'),
-    ('rocket', {'ema': True}, "train.ema=True needs train.solver='gradient'"),
-    ('rocket', {'ridge_alphas': (0.0, 1.0)}, 'must be positive'),
-    ('rocket', {'solver': 'newton'}, "train.solver='newton' is not one of"),
+@pytest.mark.parametrize('train, message', [
+    ({'ema': True}, "train.ema=True needs train.solver='gradient'"),
+    ({'ridge_alphas': (0.0, 1.0)}, 'must be positive'),
+    ({'solver': 'newton'}, "train.solver='newton' is not one of"),
 ])
-def test_ridge_refuses_what_it_cannot_fit(three_shapes, model, train, message):
-  config = _rocket_ridge_config(three_shapes, **train)
-  config.model.name = model
+def test_ridge_settings_are_refused_with_the_config(train, message):
+  config = small_config('rocket', data='ucr/ECG5000')
+  config.train.update({'solver': 'ridge', **train})
   with pytest.raises(ConfigError, match=message):
-    setup.build_experiment(config, medjax.data.load(config.data))
+    config_lib.validate(config)
+
+
+def test_ridge_refuses_an_encoder_with_parameters(three_shapes):
+  config = _rocket_ridge_config(three_shapes)
+  config.model.name = 'resnet1d'
+  config_lib.validate(config)
+  with pytest.raises(ConfigError, match='parameters before it'):
+    setup.build_experiment(config)

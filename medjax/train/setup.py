@@ -33,7 +33,6 @@ class Experiment:
 
 
 NONFINITE_MODES = ('stop', 'skip')
-SOLVERS = ('gradient', 'ridge')
 
 
 def _check_train_config(config, mesh, task):
@@ -45,8 +44,6 @@ def _check_train_config(config, mesh, task):
   if config.train.nonfinite not in NONFINITE_MODES:
     raise ConfigError(f'train.nonfinite={config.train.nonfinite!r} is not one of '
                       f'{NONFINITE_MODES}')
-  if config.train.solver not in SOLVERS:
-    raise ConfigError(f'train.solver={config.train.solver!r} is not one of {SOLVERS}')
   mixing.check_inputs(config.train, task)
 
 
@@ -88,7 +85,7 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
   abstract_state = jax.eval_shape(init)
   if config.train.solver == 'ridge':
     from medjax.train import ridge  # it evaluates, and evaluation imports this module
-    ridge.check_config(config.train, task, abstract_state.params)
+    ridge.check_model(task, abstract_state.params)
   replicated = parallel.replicated(mesh)
   state_sharding = parallel.state_shardings(abstract_state, mesh, config.mesh.fsdp_min_size)
   state = jax.jit(init, out_shardings=state_sharding)()
