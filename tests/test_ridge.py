@@ -108,3 +108,12 @@ def test_ridge_refuses_an_encoder_with_parameters(three_shapes):
   config_lib.validate(config)
   with pytest.raises(ConfigError, match='parameters before it'):
     setup.build_experiment(config)
+
+
+def test_ridge_refuses_more_features_than_it_holds_and_writes_nothing(three_shapes, tmp_path,
+                                                                      monkeypatch):
+  experiment = setup.build_experiment(_rocket_ridge_config(three_shapes))
+  monkeypatch.setattr(ridge, 'MAX_FEATURE_VALUES', 100)
+  with pytest.raises(ValueError, match="use train.solver='gradient'"):
+    ridge.train(experiment, tmp_path / 'run')
+  assert not (tmp_path / 'run').exists()

@@ -116,50 +116,62 @@ def _with_head(state, kernel, bias):
   return state.replace(params=params)
 
 
-def train(experiment, workdir) -> dict:
-  """Fits the head in closed form (see the module docstring); returns the summary, as
-  `medjax.train.loop.train` does. A workdir already fitted is not fitted again."""
-  config, task = experiment.config, experiment.dataset.task
-  workdir = pathlib.Path(workdir)
-  summary_file = workdir / 'train_summary.json'
-  best = checkpoint.Checkpoints(workdir / 'best', max_to_keep=1, best_metric='selection')
+def _validated_heads(experiment, path: RidgePath, workdir):
+  """Yields (alpha number, alpha, state with its head, temperature, validation metrics)
+  for each of `train.ridge_alphas`, logging the metrics as steps 1, 2, ..."""
+  task = experiment.dataset.task
+  writer = MetricWriter(workdir)
   try:
-    if best.latest_step() is not None and summary_file.exists():
-      return json.loads(summary_file.read_text())
-    started = time.perf_counter()
-    features, labels = _training_features(experiment, experiment.state)
-    if features.size > MAX_FEATURE_VALUES:
-      raise ValueError(f"train.solver='ridge' would hold {features.shape[0]} x "
-                       f'{features.shape[1]} training features in memory; with this many '
-                       "use train.solver='gradient'")
-    path = RidgePath(features, indicator_targets(labels, task))
-    select = experiment.select_metric
-    writer = MetricWriter(workdir)
-    chosen = None
-    for number, alpha in enumerate(config.train.ridge_alphas, 1):
+    for number, alpha in enumerate(experiment.config.train.ridge_alphas, 1):
       kernel, bias = path.head(alpha)
       _, outputs = evaluate.evaluate(experiment, _with_head(experiment.state, kernel, bias),
                                      'val')
       kept = outputs['mask'] > 0
-      scale = calibration.fit_temperature(outputs['logits'][kept], outputs['label'][kept], task)
+      scale = calibration.fit_temperature(outputs['logits'][kept], outputs['label'][kept],
+                                          task)
       state = _with_head(experiment.state, kernel / scale, bias / scale)
       values, _ = evaluate.evaluate(experiment, state, 'val')
       writer.write(number, 'val', {**values, 'ridge_alpha': alpha})
-      if chosen is None or objectives.improves(select, values[select], chosen[2]):
-        chosen = (number, alpha, values[select], state, scale)
+      yield number, alpha, state, scale, values
+  finally:
     writer.close()
-    number, alpha, value, state, scale = chosen
-    seconds = time.perf_counter() - started
-    meta = {'best_metric': value, 'best_step': number, 'select_metric': select,
-            'train_seconds': seconds, 'ridge_alpha': alpha, 'ridge_temperature': scale}
-    sign = -1.0 if select in objectives.LOWER_IS_BETTER else 1.0
-    best.save(number, state, meta, metrics={'selection': sign * value})
+
+
+def train(experiment, workdir) -> dict:
+  """Fits the head in closed form (see the module docstring); returns the summary, as
+  `medjax.train.loop.train` does. A workdir already fitted is not fitted again."""
+  workdir = pathlib.Path(workdir)
+  summary_file = workdir / 'train_summary.json'
+  if summary_file.exists():  # written after the checkpoint: the fit is done
+    return json.loads(summary_file.read_text())
+  examples = len(experiment.dataset.sources['train'])
+  features_each = experiment.state.params[HEAD]['kernel'].shape[0]
+  if examples * features_each > MAX_FEATURE_VALUES:
+    raise ValueError(f"train.solver='ridge' would hold {examples} x {features_each} "
+                     "training features in memory; with this many use "
+                     "train.solver='gradient'")
+  started = time.perf_counter()
+  features, labels = _training_features(experiment, experiment.state)
+  path = RidgePath(features, indicator_targets(labels, experiment.dataset.task))
+  select, chosen = experiment.select_metric, None
+  for number, alpha, state, scale, values in _validated_heads(experiment, path, workdir):
+    if chosen is None or objectives.improves(select, values[select], chosen['best_metric']):
+      chosen = {'best_metric': values[select], 'best_step': number, 'ridge_alpha': alpha,
+                'ridge_temperature': scale, 'state': state}
+  state = chosen.pop('state')
+  meta = {**chosen, 'select_metric': select, 'train_seconds': time.perf_counter() - started}
+  sign = -1.0 if select in objectives.LOWER_IS_BETTER else 1.0
+  best = checkpoint.Checkpoints(workdir / 'best', max_to_keep=1, best_metric='selection')
+  try:
+    best.save(meta['best_step'], state, meta, metrics={'selection': sign * meta['best_metric']})
     best.wait()
   finally:
     best.close()
-  summary = {'train_seconds': seconds, 'steps': 0, 'solver': 'ridge', 'ridge_alpha': alpha,
-             'ridge_temperature': scale, 'best_step': number, 'select_metric': select,
-             'best_validation': value, 'compile_seconds': None, 'skipped_steps': 0}
+  summary = {'train_seconds': meta['train_seconds'], 'steps': 0, 'solver': 'ridge',
+             'ridge_alpha': meta['ridge_alpha'], 'ridge_temperature': meta['ridge_temperature'],
+             'best_step': meta['best_step'], 'select_metric': select,
+             'best_validation': meta['best_metric'], 'compile_seconds': None,
+             'skipped_steps': 0}
   if jax.process_index() == 0:
     files.write_json_atomic(summary_file, summary)
   return summary
