@@ -7,7 +7,8 @@ so it can be handed to `flax.linen.Conv(conv_general_dilated=...)`: the
 parameters stay exactly those of a plain `nn.Conv`. Only the 2-D, NHWC/HWIO,
 undilated, ungrouped case is rewritten; anything else goes to lax unchanged.
 The backward pass is two dots (see `_patch_matmul_backward`) plus the transpose
-of strided slices (pad + add).
+of strided slices (pad + add). Convolutions over time (signals) evaluate as XLA's
+own convolution and train as the patch matmul (`_time_conv`).
 """
 import functools
 
@@ -62,8 +63,9 @@ def _patches(lhs, kernel_shape, window_strides, padding):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _time_conv(lhs, rhs, window_strides, padding, dimension_numbers, precision):
   """A convolution over time (Conv1D's (1, k) kernels on (B, 1, L, C) maps). Evaluated
-  alone (evaluation, prediction) it is XLA's own convolution, 1.3-1.6x faster there
-  than the patch matmul over the ECG encoders' few channels; differentiated (training)
+  alone (evaluation, prediction) it is XLA's own convolution, which made the ECG
+  encoders' evaluation 1.15-2x faster than the patch matmul (benchmarks/README.md);
+  differentiated (training)
   it is the patch matmul, whose backward pass XLA's convolutions do not match. Both
   forms give the same values to float rounding."""
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding,
