@@ -65,9 +65,8 @@ def _time_conv(lhs, rhs, window_strides, padding, dimension_numbers, precision):
   """A convolution over time (Conv1D's (1, k) kernels on (B, 1, L, C) maps). Evaluated
   alone (evaluation, prediction) it is XLA's own convolution, which made the ECG
   encoders' evaluation 1.15-2x faster than the patch matmul (benchmarks/README.md);
-  differentiated (training)
-  it is the patch matmul, whose backward pass XLA's convolutions do not match. Both
-  forms give the same values to float rounding."""
+  differentiated (training) it is the patch matmul, whose backward pass XLA's
+  convolutions do not match. Both forms give the same values to float rounding."""
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding,
                                   dimension_numbers=dimension_numbers, precision=precision)
 
