@@ -1,5 +1,6 @@
 """The closed-form head (`train.solver='ridge'`, medjax/train/ridge.py)."""
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -68,6 +69,8 @@ def test_ridge_fits_the_head_and_keeps_the_alpha_best_on_validation(three_shapes
   assert len(losses) == len(experiment.config.train.ridge_alphas) > 1
   assert summary['ridge_alpha'] == min(losses, key=losses.get)
   assert summary['best_validation'] == pytest.approx(min(losses.values()))
+  assert summary['ridge_alpha_at_grid_edge'] == (summary['ridge_alpha'] in (min(losses),
+                                                                            max(losses)))
   # The kept checkpoint's logits on the training split are the ridge regression's
   # predictions on the encoder's features (its standardisation folded into the head),
   # divided by the temperature of least validation loss.
@@ -88,6 +91,16 @@ def test_ridge_fits_the_head_and_keeps_the_alpha_best_on_validation(three_shapes
   assert np.mean(np.argmax(outputs['logits'][kept], -1) == labels) > 0.9
   # Fitted already: the same summary, nothing refitted.
   assert ridge.train(experiment, tmp_path) == summary
+
+
+def test_ridge_says_when_the_best_alpha_is_at_the_edge_of_its_grid(three_shapes, tmp_path,
+                                                                  caplog):
+  experiment = setup.build_experiment(_rocket_ridge_config(three_shapes,
+                                                           ridge_alphas=(0.1, 10.0)))
+  with caplog.at_level(logging.WARNING):
+    summary = ridge.train(experiment, tmp_path)
+  assert summary['ridge_alpha_at_grid_edge']
+  assert f"{summary['ridge_alpha']:g}, is at the edge of the grid (0.1 ... 10)" in caplog.text
 
 
 @pytest.mark.parametrize('train, message', [

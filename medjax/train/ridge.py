@@ -24,6 +24,7 @@ import time
 
 import jax
 import numpy as np
+from absl import logging
 
 from medjax import calibration, checkpoint, evaluate, files, tta
 from medjax.config import ConfigError
@@ -159,6 +160,12 @@ def train(experiment, workdir) -> dict:
       chosen = {'best_metric': values[select], 'best_step': number, 'ridge_alpha': alpha,
                 'ridge_temperature': scale, 'state': state}
   state = chosen.pop('state')
+  alphas = experiment.config.train.ridge_alphas
+  at_edge = len(alphas) > 1 and chosen['ridge_alpha'] in (min(alphas), max(alphas))
+  if at_edge:
+    logging.warning('the best of train.ridge_alphas on validation, %g, is at the edge of the '
+                    'grid (%g ... %g): a wider grid may fit better', chosen['ridge_alpha'],
+                    min(alphas), max(alphas))
   meta = {**chosen, 'select_metric': select, 'train_seconds': time.perf_counter() - started}
   sign = -1.0 if select in objectives.LOWER_IS_BETTER else 1.0
   best = checkpoint.Checkpoints(workdir / 'best', max_to_keep=1, best_metric='selection')
@@ -168,7 +175,8 @@ def train(experiment, workdir) -> dict:
   finally:
     best.close()
   summary = {'train_seconds': meta['train_seconds'], 'steps': 0, 'solver': 'ridge',
-             'ridge_alpha': meta['ridge_alpha'], 'ridge_temperature': meta['ridge_temperature'],
+             'ridge_alpha': meta['ridge_alpha'], 'ridge_alpha_at_grid_edge': at_edge,
+             'ridge_temperature': meta['ridge_temperature'],
              'best_step': meta['best_step'], 'select_metric': select,
              'best_validation': meta['best_metric'], 'compile_seconds': None,
              'skipped_steps': 0}
