@@ -34,6 +34,11 @@ def get_sweep():
           Variant('ecg5000/linear', {'model.name': 'linear'}),
           Variant('ecg5000/rocket', config='configs/ecg5000_rocket.py'),
           Variant('ecg5000/rocket_ridge', config='configs/ecg5000_rocket_ridge.py'),
+          # Every seed of rocket_ridge chose the paper's largest alpha (10^3): the same
+          # grid spacing carried on to 10^7.
+          Variant('ecg5000/rocket_ridge_wide',
+                  {'train.ridge_alphas': tuple(10.0 ** (k * 2 / 3 - 3) for k in range(16))},
+                  config='configs/ecg5000_rocket_ridge.py'),
           Variant('mitdb/resnet1d', config=MITDB),
           Variant('mitdb/inception_time', config='configs/mitdb_inception.py'),
           Variant('mitdb/transformer', config='configs/mitdb_transformer.py'),
