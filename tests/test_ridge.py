@@ -14,15 +14,18 @@ from tests.conftest import small_config
 
 
 @pytest.mark.parametrize('examples, features', [(40, 12), (12, 30)])
-def test_the_ridge_path_is_scikit_learns_ridge_classifier(examples, features):
+@pytest.mark.parametrize('class_weight', [None, 'balanced'])
+def test_the_ridge_path_is_scikit_learns_ridge_classifier(examples, features, class_weight):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(examples, features)) * rng.uniform(0.1, 10.0, features) + 3.0
-  labels = np.arange(examples) % 3
-  path = ridge.RidgePath(x, ridge.indicator_targets(labels, _Task3()))
+  labels = np.minimum(np.arange(examples) % 4, 2)  # class 2 twice as common as 0 and 1
+  weights = None if class_weight is None else (examples / (3 * np.bincount(labels)))[labels]
+  path = ridge.RidgePath(x, ridge.indicator_targets(labels, _Task3()), weights)
   standardised = (x - x.mean(0)) / x.std(0)
   for alpha in (0.01, 1.0, 100.0):
     kernel, bias = path.head(alpha)
-    reference = RidgeClassifier(alpha=alpha, solver='svd').fit(standardised, labels)
+    reference = RidgeClassifier(alpha=alpha, solver='svd', class_weight=class_weight).fit(
+        standardised, labels)
     np.testing.assert_allclose(x @ kernel + bias, reference.decision_function(standardised),
                                atol=1e-8)
 
@@ -45,15 +48,18 @@ def three_shapes(tmp_path_factory):
   rng = np.random.default_rng(1)
   t = np.linspace(0, 1, 32)
   shapes = [np.sin(6 * t), np.sign(np.sin(6 * t)), 2 * t - 1]
-  for split, count in (('TRAIN', 60), ('TEST', 30)):
-    rows = [(k % 3 + 1, shapes[k % 3] * rng.uniform(0.8, 1.2) + rng.normal(0, 1.0, 32))
-            for k in range(count)]
-    _write_series(data_dir / 'ucr', f'Shapes_{split}.tsv', rows)
+  # Shapes: the three in equal numbers; Skewed: the ramp (label 3) 4 times as common.
+  for name, label_of in (('Shapes', lambda k: k % 3), ('Skewed', lambda k: min(k % 6, 2))):
+    for split, count in (('TRAIN', 60), ('TEST', 30)):
+      rows = [(label_of(k) + 1,
+               shapes[label_of(k)] * rng.uniform(0.8, 1.2) + rng.normal(0, 1.0, 32))
+              for k in range(count)]
+      _write_series(data_dir / 'ucr', f'{name}_{split}.tsv', rows)
   return data_dir
 
 
-def _rocket_ridge_config(data_dir, **train):
-  config = small_config('rocket', data='ucr/Shapes')
+def _rocket_ridge_config(data_dir, data='ucr/Shapes', **train):
+  config = small_config('rocket', data=data)
   config.data.data_dir = str(data_dir)
   config.train.solver = 'ridge'
   config.train.select_metric = 'loss'
@@ -91,6 +97,24 @@ def test_ridge_fits_the_head_and_keeps_the_alpha_best_on_validation(three_shapes
   assert np.mean(np.argmax(outputs['logits'][kept], -1) == labels) > 0.9
   # Fitted already: the same summary, nothing refitted.
   assert ridge.train(experiment, tmp_path) == summary
+
+
+def test_ridge_weights_each_example_by_its_class(three_shapes, tmp_path):
+  experiment = setup.build_experiment(_rocket_ridge_config(
+      three_shapes, data='ucr/Skewed', class_weights='balanced', ridge_alphas=(1.0,)))
+  summary = ridge.train(experiment, tmp_path)
+  state, _, _ = evaluate.restore_checkpoint(experiment, tmp_path)
+  features, labels = ridge._training_features(experiment, experiment.state)
+  counts = np.bincount(labels.astype(int))
+  assert counts.max() >= 3 * counts.min()
+  targets = ridge.indicator_targets(labels, experiment.dataset.task)
+  kernel, bias = ridge.RidgePath(features, targets, (len(labels) / (3 * counts))[
+      labels.astype(int)]).head(1.0)
+  _, outputs = evaluate.evaluate(experiment, state, 'train')
+  logits = outputs['logits'][outputs['mask'] > 0] * summary['ridge_temperature']
+  np.testing.assert_allclose(logits, features @ kernel + bias, atol=1e-3)
+  unweighted = ridge.RidgePath(features, targets).head(1.0)
+  assert np.abs(logits - (features @ unweighted[0] + unweighted[1])).max() > 0.01
 
 
 def test_ridge_says_when_the_best_alpha_is_at_the_edge_of_its_grid(three_shapes, tmp_path,

@@ -5,7 +5,9 @@ linear baseline's standardised inputs). The head's input (`Diagnoser.embed`) of 
 training example is computed once, in evaluation mode and without augmentation, and
 standardised; the head is then the ridge regression of the ±1 class indicators on
 it (scikit-learn's RidgeClassifier, the classifier of the ROCKET paper), solved in
-closed form from one SVD for each of `train.ridge_alphas`. Each alpha's head is
+closed form from one SVD for each of `train.ridge_alphas`; `train.class_weights`
+weights each example's squared error by its class's weight, as RidgeClassifier's
+`class_weight`. Each alpha's head is
 validated as a training checkpoint would be (the metrics log's step k is the k-th
 alpha), and the best by `train.select_metric` is kept as the `best` checkpoint with
 the standardisation folded into its weights, so evaluation and prediction read it as
@@ -38,7 +40,7 @@ HEAD = 'head'
 MAX_FEATURE_VALUES = 2**28  # examples x features held for the SVD (2 GiB as float64)
 # Training settings the closed form has no counterpart for: refused, not ignored.
 GRADIENT_ONLY = {'ema': False, 'mixup_alpha': 0.0, 'cutmix_alpha': 0.0,
-                 'label_smoothing': 0.0, 'class_weights': 'none'}
+                 'label_smoothing': 0.0}
 
 
 def check_config(train_config) -> None:
@@ -87,25 +89,32 @@ def _training_features(experiment, state) -> tuple[np.ndarray, np.ndarray]:
 
 
 class RidgePath:
-  """The ridge solutions for any alpha from one SVD of the standardised features."""
+  """The ridge solutions for any alpha from one SVD of the standardised features,
+  each example's squared error weighted by `weights` (all 1 when None). The
+  standardisation is unweighted (a StandardScaler before the classifier); the
+  intercept is fitted with the weights, as scikit-learn does."""
 
-  def __init__(self, features: np.ndarray, targets: np.ndarray):
-    self.mean = features.mean(0)
+  def __init__(self, features: np.ndarray, targets: np.ndarray,
+               weights: np.ndarray | None = None):
+    weights = np.ones(len(features)) if weights is None else np.asarray(weights, np.float64)
     scale = features.std(0)
     self.scale = np.where(scale > 0, scale, 1.0)  # constant features: left as they are
-    self.target_mean = targets.mean(0)
-    left, self.singular, right_t = np.linalg.svd((features - self.mean) / self.scale,
-                                                 full_matrices=False)
+    self.feature_mean = np.average(features, axis=0, weights=weights)
+    self.target_mean = np.average(targets, axis=0, weights=weights)
+    root = np.sqrt(weights)[:, None]
+    left, self.singular, right_t = np.linalg.svd(
+        root * (features - self.feature_mean) / self.scale, full_matrices=False)
     self.right = right_t.T
-    self.projected = left.T @ (targets - self.target_mean)
+    self.projected = left.T @ (root * (targets - self.target_mean))
 
   def head(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """(kernel, bias) of the head on the raw features: argmin ||Z W - Y||^2 + alpha ||W||^2
-    on the standardised Z and centred Y, the standardisation folded in."""
+    """(kernel, bias) of the head on the raw features: the W and b of least
+    sum_i w_i ||z_i W + b - y_i||^2 + alpha ||W||^2 on the standardised z, the
+    standardisation folded in."""
     shrunk = (self.singular / (self.singular**2 + alpha))[:, None] * self.projected
     weights = self.right @ shrunk
     kernel = weights / self.scale[:, None]
-    return kernel, self.target_mean - self.mean @ kernel
+    return kernel, self.target_mean - self.feature_mean @ kernel
 
 
 def _with_head(state, kernel, bias):
@@ -153,7 +162,10 @@ def train(experiment, workdir) -> dict:
                      "train.solver='gradient'")
   started = time.perf_counter()
   features, labels = _training_features(experiment, experiment.state)
-  path = RidgePath(features, indicator_targets(labels, experiment.dataset.task))
+  task = experiment.dataset.task
+  weights = None if task.multilabel else steps.class_weights(
+      task, experiment.config.train.class_weights)[labels.astype(int)]
+  path = RidgePath(features, indicator_targets(labels, task), weights)
   select, chosen = experiment.select_metric, None
   for number, alpha, state, scale, values in _validated_heads(experiment, path, workdir):
     if chosen is None or objectives.improves(select, values[select], chosen['best_metric']):
