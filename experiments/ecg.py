@@ -22,6 +22,9 @@ from medjax.sweep import Sweep, Variant
 
 ECG5000 = 'configs/ecg5000_resnet1d.py'
 MITDB = 'configs/mitdb_resnet1d.py'
+# Every seed of ecg5000/rocket_ridge chose the paper's largest alpha (10^3): the same
+# grid spacing carried on to 10^7.
+WIDE_ALPHAS = tuple(10.0 ** (k * 2 / 3 - 3) for k in range(16))
 
 
 def get_sweep():
@@ -34,10 +37,11 @@ def get_sweep():
           Variant('ecg5000/linear', {'model.name': 'linear'}),
           Variant('ecg5000/rocket', config='configs/ecg5000_rocket.py'),
           Variant('ecg5000/rocket_ridge', config='configs/ecg5000_rocket_ridge.py'),
-          # Every seed of rocket_ridge chose the paper's largest alpha (10^3): the same
-          # grid spacing carried on to 10^7.
-          Variant('ecg5000/rocket_ridge_wide',
-                  {'train.ridge_alphas': tuple(10.0 ** (k * 2 / 3 - 3) for k in range(16))},
+          Variant('ecg5000/rocket_ridge_wide', {'train.ridge_alphas': WIDE_ALPHAS},
+                  config='configs/ecg5000_rocket_ridge.py'),
+          # The rare beat types weighted up (n / (K n_k)) in the ridge regression.
+          Variant('ecg5000/rocket_ridge_balanced',
+                  {'train.ridge_alphas': WIDE_ALPHAS, 'train.class_weights': 'balanced'},
                   config='configs/ecg5000_rocket_ridge.py'),
           Variant('mitdb/resnet1d', config=MITDB),
           Variant('mitdb/inception_time', config='configs/mitdb_inception.py'),
