@@ -1,7 +1,7 @@
 """Imaging levers on the MedMNIST v2 ResNet-18 recipes (issue: beyond the best published
 MedMNIST results): each lever alone on the recipe of configs/breast_resnet18.py and
 configs/pneumonia_resnet18.py, 3 seeds, and seed ensembles of the baseline and of the
-moving-average runs. Probabilities are calibrated (temperature scaling on validation) in
+moving-average runs (and, for BreastMNIST, stochastic depth and its ensemble). Probabilities are calibrated (temperature scaling on validation) in
 every row, so the ECE column is after scaling; each run's metrics.json has it before too.
 
 Which lever a recipe keeps is decided on the validation column (validation AUC: each
@@ -12,7 +12,8 @@ flipped chest puts the heart on the wrong side).
 
 COMMAND: python -m medjax.ablate experiments/medmnist_levers.py --workdir=workdirs/medmnist_levers \
   --publish=experiments/results/medmnist_levers/runs
-(in parts: --only='breast/*', then --only='pneumonia/*'; the baselines are rerun here,
+(in parts: --only='breast/*', then --only='pneumonia/*', then
+--only='breast/resnet18_drop_path*'; the baselines are rerun here,
 not taken from experiments/medmnist_v2.py, because an ensemble needs its members'
 checkpoints, which published runs do not keep.)
 """
