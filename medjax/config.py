@@ -74,8 +74,8 @@ def validate(config) -> None:
     if config.train[field] < 0:
       raise ConfigError(f'train.{field}={config.train[field]} must be >= 0 (0: off)')
   from medjax import data, models, tta  # the registries (imports JAX)
-  from medjax.train import ridge
-  ridge.check_config(config.train)
+  from medjax.train import solvers
+  solvers.check_config(config.train)
   tta.check_config(config.eval.tta)
   data.check_config(config.data)
   models.check_config(config.model)
