@@ -20,6 +20,7 @@ from scipy import stats  # noqa: E402
 
 from medjax import clinical, files, report  # noqa: E402
 from medjax.sweep import TEST_METRICS_FILE  # noqa: E402
+from medjax.train import objectives  # noqa: E402
 
 # Column names of results.md; a sweep names its columns (`Sweep.table_metrics`) and the
 # metric its variants are compared on (`Sweep.metric`).
@@ -167,6 +168,33 @@ def collect(sweep, runs) -> list[dict]:
   return rows
 
 
+def chosen(rows) -> list[tuple[str, dict | None, str]]:
+  """The study's rule, applied: per data set, (data, row, '') for the row whose mean
+  validation figure is best among the rows with every seed finished, or (data, None,
+  why) where those rows cannot be compared (a row without a validation figure, or
+  rows chosen by different metrics). Test columns play no part; ties keep the row
+  listed first."""
+  by_data = {}
+  for row in rows:
+    if row['finished'] and row['finished'] == row['seeds']:
+      by_data.setdefault(row['data'], []).append(row)
+  choices = []
+  for data, candidates in by_data.items():
+    without = [row['variant'] for row in candidates if row['validation']['n'] < row['finished']]
+    metrics = sorted({row['select_metric'] for row in candidates})
+    if without:
+      choices.append((data, None, 'no validation figure: ' + ', '.join(without)))
+    elif len(metrics) > 1:
+      choices.append((data, None, 'rows chosen by different metrics: ' + ', '.join(metrics)))
+    else:
+      best = candidates[0]
+      for row in candidates[1:]:
+        if objectives.improves(metrics[0], row['validation']['mean'], best['validation']['mean']):
+          best = row
+      choices.append((data, best, ''))
+  return choices
+
+
 def _fmt(summary: dict, digits: int = 3) -> str:
   if summary['n'] == 0:
     return '-'
@@ -231,6 +259,21 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
     else:
       cells += ['(baseline)' if row['variant'] in sweep.baselines else '-', '-', '-']
     lines.append('| ' + ' | '.join(cells) + ' |')
+  lines += ['', '## Chosen on validation', '',
+            'Per data set, the row with the best mean validation figure (its selection '
+            'metric) among the rows with every seed finished: the recipe this study keeps.', '',
+            '| data | chosen | validation (selection metric) | ' +
+            ' | '.join(COLUMN_NAMES.get(m, m) for m in sweep.table_metrics) + ' |',
+            '|' + '---|' * (3 + len(sweep.table_metrics))]
+  for data, row, why in chosen(rows):
+    if row is None:
+      lines.append(f'| {data.split("/")[-1]} | none ({why}) |' + ' - |' * (
+          1 + len(sweep.table_metrics)))
+      continue
+    lines.append(f'| {data.split("/")[-1]} | {row["variant"]} | '
+                 f'{row["validation"]["mean"]:.3f} ({row["select_metric"]}) | ' +
+                 ' | '.join(_fmt(row['metrics'][m]) if m in row['metrics'] else '-'
+                            for m in sweep.table_metrics) + ' |')
   lines += ['', '## Runs', '',
             f'| run | test {name} [bootstrap CI] | accuracy | validation | train s |',
             '|---|---|---|---|---|']

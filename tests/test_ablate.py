@@ -76,11 +76,40 @@ def test_the_table_has_one_row_per_variant(swept):
   assert '(baseline)' in rows[0] and '| 2/2 |' in rows[0] and '| 0/2 |' in rows[2]
   assert '| 1/1 ensembles of 2 |' in rows[3] and rows[3].endswith('| - | - | - | - |')
   assert 'Not finished (2): broken/seed0, broken/seed1' in table
+  # The rule, applied: the best mean validation AUC among the finished rows.
+  validation = {variant: np.mean([json.loads(
+      (folder / 'out' / variant / f'seed{s}' / 'train_summary.json').read_text())[
+          'best_validation'] for s in (0, 1)]) for variant in ('lr1e-3', 'lr1e-2')}
+  validation['lr1e-3-ensemble'] = json.loads(
+      (folder / 'out' / 'lr1e-3-ensemble' / 'ensemble0' / 'eval' / 'test' /
+       'metrics.json').read_text())['best_validation']
+  best = max(validation, key=validation.get)  # the first of equals, as the rule
+  chosen = table.split('## Chosen on validation')[1].split('## Runs')[0]
+  assert f'| breastmnist | {best} | {validation[best]:.3f} (auc) |' in chosen
   with open(folder / 'out' / 'results.csv') as f:
     by_variant = {row['variant']: row for row in csv.DictReader(f)}
   assert set(by_variant) == {'lr1e-3', 'lr1e-2', 'broken', 'lr1e-3-ensemble'}
   assert by_variant['lr1e-2']['baseline'] == 'lr1e-3' and by_variant['broken']['finished'] == '0'
   assert (folder / 'out' / 'results.png').stat().st_size > 0
+
+
+def _row(variant, data, validation, metric='auc', finished=2):
+  """A row of `sweep_report.collect` as `chosen` reads it: 2 seeds, `finished` of them."""
+  return {'variant': variant, 'data': data, 'finished': finished, 'seeds': 2,
+          'select_metric': metric, 'validation': sweep_report.summarise(validation)}
+
+
+def test_the_chosen_recipe_is_the_best_validation_of_comparable_finished_rows():
+  rows = [_row('a', 'x', [0.9, 0.8]), _row('b', 'x', [0.95, 0.8]),
+          _row('c', 'x', [0.99], finished=1),  # unfinished: not a candidate
+          _row('d', 'y', [0.3, 0.3], 'loss'), _row('e', 'y', [0.2, 0.3], 'loss'),
+          _row('f', 'z', [0.9, 0.9]), _row('g', 'z', []),
+          _row('h', 'w', [0.9, 0.9]), _row('i', 'w', [0.2, 0.2], 'loss')]
+  choices = {data: (row and row['variant'], why)
+             for data, row, why in sweep_report.chosen(rows)}
+  assert choices == {'x': ('b', ''), 'y': ('e', ''),
+                     'z': (None, 'no validation figure: g'),
+                     'w': (None, 'rows chosen by different metrics: auc, loss')}
 
 
 def test_the_statistics_match_a_direct_computation(swept):
