@@ -1,8 +1,10 @@
 """Imaging levers on the MedMNIST v2 ResNet-18 recipes (issue: beyond the best published
 MedMNIST results): each lever alone on the recipe of configs/breast_resnet18.py and
 configs/pneumonia_resnet18.py, 3 seeds, and seed ensembles of the baseline and of the
-moving-average runs (and, for BreastMNIST, stochastic depth and its ensemble). Probabilities are calibrated (temperature scaling on validation) in
-every row, so the ECE column is after scaling; each run's metrics.json has it before too.
+moving-average runs; for BreastMNIST also stochastic depth, alone and with the moving
+average, and their ensembles. Probabilities are calibrated (temperature scaling on
+validation) in every row, so the ECE column is after scaling; each run's metrics.json
+has it before too.
 
 Which lever a recipe keeps is decided on the validation column (validation AUC: each
 run's checkpoint metric; for a test-time-view or ensemble row, that of its mean
@@ -13,9 +15,9 @@ flipped chest puts the heart on the wrong side).
 COMMAND: python -m medjax.ablate experiments/medmnist_levers.py --workdir=workdirs/medmnist_levers \
   --publish=experiments/results/medmnist_levers/runs
 (in parts: --only='breast/*', then --only='pneumonia/*', then
---only='breast/resnet18_drop_path*'; the baselines are rerun here,
-not taken from experiments/medmnist_v2.py, because an ensemble needs its members'
-checkpoints, which published runs do not keep.)
+--only='breast/resnet18_drop_path*'; the baselines are rerun here, not taken from
+experiments/medmnist_v2.py, because an ensemble needs its members' checkpoints, which
+published runs do not keep.)
 """
 from medjax.sweep import Sweep, Variant
 
@@ -45,6 +47,10 @@ def _levers(data: str, config: str, views: str) -> tuple:
 BREAST_DROP_PATH = (
     Variant('breast/resnet18_drop_path', DROP_PATH, config='configs/breast_resnet18.py'),
     Variant('breast/resnet18_drop_path_ensemble', ensemble_of='breast/resnet18_drop_path'),
+    # The two levers of the best single-model validation AUC, together.
+    Variant('breast/resnet18_drop_path_ema', {**DROP_PATH, **EMA},
+            config='configs/breast_resnet18.py'),
+    Variant('breast/resnet18_drop_path_ema_ensemble', ensemble_of='breast/resnet18_drop_path_ema'),
 )
 
 
