@@ -8,9 +8,9 @@ it (scikit-learn's RidgeClassifier, the classifier of the ROCKET paper), solved 
 closed form from one SVD for each of `train.ridge_alphas`; `train.class_weights`
 weights each example's squared error by its class's weight, as RidgeClassifier's
 `class_weight`. Each alpha's head is validated as a training checkpoint would be (the
-metrics log's step k is the k-th alpha), and the best by `train.select_metric` is kept as the `best` checkpoint with
-the standardisation folded into its weights, so evaluation and prediction read it as
-they read any other. The regression's scores (about ±1) are not log-odds: each
+metrics log's step k is the k-th alpha), and the best by `train.select_metric` is kept
+as the `best` checkpoint with the standardisation folded into its weights, so
+evaluation and prediction read it as they read any other. The regression's scores (about ±1) are not log-odds: each
 alpha's head is first divided by the temperature that minimises its validation loss
 (medjax/calibration.py), so that its loss, and a validation loss compared across
 models, mean what they mean for a head trained on the cross-entropy.
