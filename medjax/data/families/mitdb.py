@@ -28,8 +28,6 @@ from fractions import Fraction
 
 import numpy as np
 import tensorflow_datasets as tfds
-from scipy import ndimage
-from scipy import signal as scipy_signal
 
 from medjax.config import ConfigError
 from medjax.data.download import locate_or_download
@@ -112,6 +110,7 @@ def check_config(dataset: str, data_config) -> None:
 
 def remove_baseline(signals: np.ndarray, sampling_rate: float) -> np.ndarray:
   """Subtracts the baseline of 200 and 600 ms median filters from each lead."""
+  from scipy import ndimage  # imported where it is used, as wfdb: the registry should not load it
   first, second = (int(round(s * sampling_rate)) | 1 for s in (0.2, 0.6))
   baseline = ndimage.median_filter(ndimage.median_filter(signals, (first, 1)), (second, 1))
   return signals - baseline
@@ -254,6 +253,7 @@ def describe(built: Mitdb, data_config) -> Description:
 
 
 def _resample(signals: np.ndarray, rate: float) -> np.ndarray:
+  from scipy import signal as scipy_signal  # (with scipy.stats: 0.7 s of every start)
   ratio = Fraction(SAMPLING_RATE) / Fraction(rate).limit_denominator(1000)
   return scipy_signal.resample_poly(signals, ratio.numerator, ratio.denominator, axis=0)
 
