@@ -205,6 +205,15 @@ def _fmt(summary: dict, digits: int = 3) -> str:
           f'[{low:.{digits}f}, {high:.{digits}f}]')
 
 
+def _metric_cells(row: dict, metrics) -> list[str]:
+  return [_fmt(row['metrics'][m]) if m in row['metrics'] else '-' for m in metrics]
+
+
+def _validation_cell(row: dict) -> str:
+  validation = row['validation']
+  return f'{validation["mean"]:.3f} ({row["select_metric"]})' if validation['n'] else '-'
+
+
 def _p(value: float) -> str:
   return '-' if np.isnan(value) else ('<0.001' if value < 0.001 else f'{value:.3f}')
 
@@ -240,15 +249,12 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
       runs_cell += f' ensembles of {row["ensemble_size"]}'
     cells = [row['variant'], row['data'].split('/')[-1], runs_cell,
              f'{row["num_params"]:,}' if row['num_params'] else '-']
-    cells += [_fmt(row['metrics'][m]) if m in row['metrics'] else '-'
-              for m in sweep.table_metrics]
+    cells += _metric_cells(row, sweep.table_metrics)
     if reference_metrics:
       ref = row['reference']
       cells.append(' / '.join(f'{ref[m]:.3f}' if m in ref else '-' for m in reference_metrics)
                    if ref else '-')
-    validation = row['validation']
-    cells.append(f'{validation["mean"]:.3f} ({row["select_metric"]})' if validation['n']
-                 else '-')
+    cells.append(_validation_cell(row))
     trained = row['finished'] and not row['ensemble_size']
     cells.append(f'{row["train_seconds"]["mean"]:.0f}' if trained else '-')
     comparison = row.get('comparison')
@@ -270,10 +276,9 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
       lines.append(f'| {data.split("/")[-1]} | none ({why}) |' + ' - |' * (
           1 + len(sweep.table_metrics)))
       continue
-    lines.append(f'| {data.split("/")[-1]} | {row["variant"]} | '
-                 f'{row["validation"]["mean"]:.3f} ({row["select_metric"]}) | ' +
-                 ' | '.join(_fmt(row['metrics'][m]) if m in row['metrics'] else '-'
-                            for m in sweep.table_metrics) + ' |')
+    cells = [data.split('/')[-1], row['variant'], _validation_cell(row),
+             *_metric_cells(row, sweep.table_metrics)]
+    lines.append('| ' + ' | '.join(cells) + ' |')
   lines += ['', '## Runs', '',
             f'| run | test {name} [bootstrap CI] | accuracy | validation | train s |',
             '|---|---|---|---|---|']

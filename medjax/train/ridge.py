@@ -10,10 +10,11 @@ weights each example's squared error by its class's weight, as RidgeClassifier's
 `class_weight`. Each alpha's head is validated as a training checkpoint would be (the
 metrics log's step k is the k-th alpha), and the best by `train.select_metric` is kept
 as the `best` checkpoint with the standardisation folded into its weights, so
-evaluation and prediction read it as they read any other. The regression's scores (about ±1) are not log-odds: each
-alpha's head is first divided by the temperature that minimises its validation loss
-(medjax/calibration.py), so that its loss, and a validation loss compared across
-models, mean what they mean for a head trained on the cross-entropy.
+evaluation and prediction read it as they read any other. The regression's scores
+(about ±1) are not log-odds: each alpha's head is first divided by the temperature
+that minimises its validation loss (medjax/calibration.py), so that its loss, and a
+validation loss compared across models, mean what they mean for a head trained on the
+cross-entropy.
 
 The training features are held in host memory (examples x features, float64): the
 ROCKET paper itself moves to logistic regression (here: `train.solver='gradient'`)
@@ -141,8 +142,9 @@ def train(experiment, workdir) -> dict:
   started = time.perf_counter()
   features, labels = _training_features(experiment, experiment.state)
   task = experiment.dataset.task
-  weights = None if task.multilabel else steps.class_weights(
-      task, experiment.config.train.class_weights)[labels.astype(int)]
+  weights = steps.example_weights(
+      task, steps.class_weights(task, experiment.config.train.class_weights),
+      labels.astype(int), np.ones(len(labels)))
   path = RidgePath(features, indicator_targets(labels, task), weights)
   select, chosen = experiment.select_metric, None
   for number, alpha, state, scale, values in _validated_heads(experiment, path, workdir):

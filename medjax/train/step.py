@@ -54,8 +54,9 @@ def model_variables(state, params=None):
   return {'params': params, 'batch_stats': state.batch_stats}
 
 
-def _example_weights(task: Task, weights, labels, mask):
-  """Each example's share of the loss: its mask times its class weight (single-label)."""
+def example_weights(task: Task, weights, labels, mask):
+  """Each example's share of the loss (and of the ridge fit): its mask times its class
+  weight (single-label)."""
   return mask if task.multilabel else mask * weights[labels]
 
 
@@ -101,9 +102,9 @@ def train_step(state, batch, rng, *, task: Task, weights, label_smoothing: float
     batch, partner_labels, lam = mixing.mix(batch, mixing_rng, task, mixup_alpha=mixup_alpha,
                                             cutmix_alpha=cutmix_alpha)
     batch = {**batch, 'partner_label': partner_labels,
-             'partner_weight': _example_weights(task, weights, partner_labels,
+             'partner_weight': example_weights(task, weights, partner_labels,
                                                 batch['mask'][::-1])}
-  batch = {**batch, 'weight': _example_weights(task, weights, batch['label'], batch['mask'])}
+  batch = {**batch, 'weight': example_weights(task, weights, batch['label'], batch['mask'])}
   total_weight = jnp.sum(batch['weight'])
   if mixing_on:
     total_weight = lam * total_weight + (1.0 - lam) * jnp.sum(batch['partner_weight'])
