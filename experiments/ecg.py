@@ -10,13 +10,15 @@ a MIT-BIH variant) trained by Adam, `ecg5000/rocket_ridge` the same features wit
 paper's ridge classifier in closed form, its kernels drawn from each run's seed. The
 ECG5000 ResNet's training levers (the weights' moving average, mixup) are variants;
 which recipe to keep is decided on the validation loss of each run
-(train_summary.json's `best_validation`), not on this table. The `*_ensemble` rows evaluate a variant's three
-seeds as one model.
+(train_summary.json's `best_validation`), not on this table. The `*_ensemble` rows
+evaluate a variant's three seeds as one model; `ecg5000/inception_rocket_ensemble` two
+variants' runs of one seed.
 
 COMMAND: python -m medjax.ablate experiments/ecg.py --workdir=workdirs/ecg \
   --publish=experiments/results/ecg/runs
 (in parts: --only='ecg5000/*', then --only='mitdb/*'; finished runs are skipped. On a new
-machine, first `cp -r experiments/results/ecg/runs/. workdirs/ecg/`.)
+machine, first `cp -r experiments/results/ecg/runs/. workdirs/ecg/`; published runs keep
+no checkpoints, so an ensemble's members are rerun there first: delete their copies.)
 """
 from medjax.sweep import Sweep, Variant
 
@@ -58,6 +60,12 @@ def get_sweep():
           Variant('ecg5000/inception_time_ensemble', ensemble_of='ecg5000/inception_time'),
           Variant('mitdb/resnet1d_ensemble', ensemble_of='mitdb/resnet1d'),
           Variant('mitdb/resnet1d_short_ensemble', ensemble_of='mitdb/resnet1d_short'),
+          # Unlike models together (HIVE-COTE's lesson): per seed, the deep row and the
+          # random-kernel row of lowest validation loss (the InceptionTime ensemble's members,
+          # the balanced ridge), three independent ensembles of two.
+          Variant('ecg5000/inception_rocket_ensemble',
+                  ensemble_of=('ecg5000/inception_time', 'ecg5000/rocket_ridge_balanced'),
+                  ensemble_seeds=((0,), (1,), (2,))),
       ),
       seeds=(0, 1, 2),
       baseline=('ecg5000/resnet1d', 'mitdb/resnet1d'),

@@ -21,6 +21,8 @@ A variant with `ensemble_of` trains nothing: each of its runs,
 seeds of its k-th group as one model (`--mode=eval --ensemble=...`), so the tables carry
 seed ensembles beside single models. One group of all the sweep's seeds by default;
 3 independent ensembles of 3 are `ensemble_seeds=((0, 1, 2), (3, 4, 5), (6, 7, 8))`.
+`ensemble_of` may name several variants (a tuple): an ensemble then holds each one's runs
+of its seed group, e.g. unlike models trained with the same seed.
 Its overrides may change only how the members are evaluated (`EVAL_OVERRIDES`): with
 `{'eval.tta': 'hflip'}` and `ensemble_seeds=((0,), (1,), (2,))` it is each trained run
 evaluated again with test-time views, without training anything.
@@ -44,8 +46,16 @@ class Variant:
   overrides: dict = dataclasses.field(default_factory=dict)
   config: str = ''
   baseline: str = ''
-  ensemble_of: str = ''        # evaluate that variant's runs as ensembles; train nothing
-  ensemble_seeds: tuple = ()   # the seed groups, one ensemble each; () = all the sweep's seeds
+  ensemble_of: str | tuple = ''  # evaluate that variant's (or those variants') runs as
+                                 # ensembles; train nothing
+  ensemble_seeds: tuple = ()     # the seed groups, one ensemble each; () = all the sweep's seeds
+
+  @property
+  def ensembled(self) -> tuple[str, ...]:
+    """The variants whose runs this one evaluates together; () for a trained variant."""
+    if isinstance(self.ensemble_of, str):
+      return (self.ensemble_of,) if self.ensemble_of else ()
+    return tuple(self.ensemble_of)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,10 +161,13 @@ def check(sweep: Sweep, source) -> None:
   variant_of = {variant.name: variant for variant in sweep.variants}
   for variant in sweep.variants:
     if variant.ensemble_of:
-      members = variant_of.get(variant.ensemble_of)
-      if members is None or members.ensemble_of:
+      for name in variant.ensembled:
+        if name not in variant_of or variant_of[name].ensemble_of:
+          raise SweepError(f'{source}: variant {variant.name!r}: ensemble_of={name!r} is not '
+                           f'a trained variant')
+      if len(set(variant.ensembled)) < len(variant.ensembled):
         raise SweepError(f'{source}: variant {variant.name!r}: ensemble_of='
-                         f'{variant.ensemble_of!r} is not a trained variant')
+                         f'{variant.ensemble_of!r} names a variant twice')
       if any(set(group) - set(sweep.seeds) or not group for group in variant.ensemble_seeds):
         raise SweepError(f'{source}: variant {variant.name!r}: ensemble_seeds '
                          f'{variant.ensemble_seeds} must be non-empty groups of the seeds '
@@ -191,7 +204,8 @@ def runs(sweep: Sweep, workdir) -> list[Run]:
                      workdir / variant.name / f'seed{seed}') for seed in sweep.seeds]
       continue
     for number, group in enumerate(variant.ensemble_seeds or (sweep.seeds,)):
-      members = tuple(workdir / variant.ensemble_of / f'seed{seed}' for seed in group)
+      members = tuple(workdir / name / f'seed{seed}'
+                      for name in variant.ensembled for seed in group)
       listed.append(Run(variant, number, '', workdir / variant.name / f'ensemble{number}',
                         members))
   return listed

@@ -264,6 +264,16 @@ def test_a_variant_can_name_its_own_baseline(swept):
      "               variants=(Variant('a'), Variant('e', ensemble_of='a',\n"
      "                                               ensemble_seeds=((0, 2),))))\n",
      "ensemble_seeds ((0, 2),) must be non-empty groups of the seeds (0, 1)"),
+    ('from medjax.sweep import Sweep, Variant\n'
+     'def get_sweep():\n'
+     "  return Sweep(base='configs/breast_cnn.py',\n"
+     "               variants=(Variant('a'), Variant('e', ensemble_of=('a', 'b'))))\n",
+     "variant 'e': ensemble_of='b' is not a trained variant"),
+    ('from medjax.sweep import Sweep, Variant\n'
+     'def get_sweep():\n'
+     "  return Sweep(base='configs/breast_cnn.py',\n"
+     "               variants=(Variant('a'), Variant('e', ensemble_of=('a', 'a'))))\n",
+     "variant 'e': ensemble_of=('a', 'a') names a variant twice"),
 ])
 def test_bad_sweep_files_are_refused(tmp_path, monkeypatch, text, message):
   monkeypatch.chdir(REPO)
@@ -288,6 +298,18 @@ def test_an_ensemble_variant_passes_its_evaluation_overrides(tmp_path):
   trains = dataclasses.replace(views, overrides={'train.steps': 3})
   with pytest.raises(sweep.SweepError, match=re.escape("cannot override ['train.steps']")):
     sweep.check(dataclasses.replace(loaded, variants=(sweep.Variant('a'), trains)), 'test')
+
+
+def test_an_ensemble_of_several_variants_holds_each_ones_runs_of_its_seed_group(tmp_path):
+  unlike = sweep.Variant('a+b', ensemble_of=('a', 'b'), ensemble_seeds=((0,), (1,)))
+  loaded = sweep.Sweep(base='configs/breast_cnn.py', seeds=(0, 1),
+                       variants=(sweep.Variant('a'), sweep.Variant('b', {'model.name': 'resnet'}),
+                                 unlike))
+  sweep.check(loaded, 'test')
+  ensembles = [run for run in sweep.runs(loaded, tmp_path) if run.members]
+  assert [run.members for run in ensembles] == [
+      (tmp_path / 'a' / 'seed0', tmp_path / 'b' / 'seed0'),
+      (tmp_path / 'a' / 'seed1', tmp_path / 'b' / 'seed1')]
 
 
 def test_product_names_and_merges_overrides():
