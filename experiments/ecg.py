@@ -60,9 +60,9 @@ def get_sweep():
           Variant('ecg5000/inception_time_ensemble', ensemble_of='ecg5000/inception_time'),
           Variant('mitdb/resnet1d_ensemble', ensemble_of='mitdb/resnet1d'),
           Variant('mitdb/resnet1d_short_ensemble', ensemble_of='mitdb/resnet1d_short'),
-          # Unlike models together (HIVE-COTE's lesson), chosen on validation loss: per
-          # seed, a member of the deep ensemble (InceptionTime's) and of the random-kernel
-          # row (the balanced ridge) with the lowest; three independent ensembles of two.
+          # Unlike models together (HIVE-COTE's lesson): the deep ensemble and the
+          # random-kernel row of lowest validation loss (InceptionTime's, the balanced
+          # ridge), their seed-k runs as ensemble k: three independent ensembles of two.
           Variant('ecg5000/inception_rocket_ensemble',
                   ensemble_of=('ecg5000/inception_time', 'ecg5000/rocket_ridge_balanced'),
                   ensemble_seeds=((0,), (1,), (2,))),
