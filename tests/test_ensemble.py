@@ -2,9 +2,10 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import TINY, run_cli
 
 
 def _test_metrics(workdir, name='test'):
@@ -34,6 +35,26 @@ def test_an_ensemble_of_one_model_equals_that_model(trained, tmp_path, copies):
   # scaling keeps a binary task's ranking).
   assert ensemble['select_metric'] == single['select_metric'] == 'auc'
   assert ensemble['best_validation'] == pytest.approx(single['best_validation'], abs=1e-3)
+
+
+def test_an_ensemble_of_unlike_models_averages_their_calibrated_probabilities(trained,
+                                                                            tmp_path):
+  linear = tmp_path / 'linear'
+  result = run_cli(*TINY, '--config.model.name=linear', '--config.explain.num_images=0',
+                   f'--workdir={linear}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = tmp_path / 'ensemble'
+  result = run_cli('--mode=eval', f'--workdir={out}', f'--ensemble={trained},{linear}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  ensemble = _test_metrics(out)
+  assert ensemble['model'] == 'cnn+linear'
+  assert ensemble['num_params'] == (_test_metrics(trained)['num_params'] +
+                                    _test_metrics(linear)['num_params'])
+  tables = [np.loadtxt(run / 'eval' / 'test' / 'predictions.csv', delimiter=',', skiprows=1)
+            for run in (trained, linear, out)]
+  cnn_probs, linear_probs, mean_probs = (table[:, 2:] for table in tables)
+  assert not np.allclose(cnn_probs, linear_probs, atol=1e-3)
+  np.testing.assert_allclose(mean_probs, (cnn_probs + linear_probs) / 2, atol=1e-6)
 
 
 def test_a_trained_run_is_evaluated_again_with_test_time_views(trained, tmp_path):
