@@ -2,9 +2,9 @@
 MedMNIST results): each lever alone on the recipe of configs/breast_resnet18.py and
 configs/pneumonia_resnet18.py, 3 seeds, and seed ensembles of the baseline and of the
 moving-average runs; for BreastMNIST also stochastic depth, alone and with the moving
-average, and their ensembles. Probabilities are calibrated (temperature scaling on
-validation) in every row, so the ECE column is after scaling; each run's metrics.json
-has it before too.
+average, their ensembles, and CutMix. Probabilities are calibrated (temperature scaling
+on validation) in every row, so the ECE column is after scaling; each run's
+metrics.json has it before too.
 
 Which lever a recipe keeps is decided on the validation column (validation AUC: each
 run's checkpoint metric; for a test-time-view or ensemble row, that of its mean
@@ -15,9 +15,9 @@ flipped chest puts the heart on the wrong side).
 COMMAND: python -m medjax.ablate experiments/medmnist_levers.py --workdir=workdirs/medmnist_levers \
   --publish=experiments/results/medmnist_levers/runs
 (in parts: --only='breast/*', then --only='pneumonia/*', then
---only='breast/resnet18_drop_path*'; the baselines are rerun here, not taken from
-experiments/medmnist_v2.py, because an ensemble needs its members' checkpoints, which
-published runs do not keep.)
+--only='breast/resnet18_drop_path*', then --only='breast/resnet18_cutmix'; the baselines
+are rerun here, not taken from experiments/medmnist_v2.py, because an ensemble needs
+its members' checkpoints, which published runs do not keep.)
 """
 from medjax.sweep import Sweep, Variant
 
@@ -51,6 +51,9 @@ BREAST_DROP_PATH = (
     Variant('breast/resnet18_drop_path_ema', {**DROP_PATH, **EMA},
             config='configs/breast_resnet18.py'),
     Variant('breast/resnet18_drop_path_ema_ensemble', ensemble_of='breast/resnet18_drop_path_ema'),
+    # CutMix at its paper's Beta(1, 1) (Yun et al. 2019), the mixing lever not yet tried.
+    Variant('breast/resnet18_cutmix', {'train.cutmix_alpha': 1.0},
+            config='configs/breast_resnet18.py'),
 )
 
 
