@@ -51,7 +51,7 @@ BREAST_DROP_PATH = (
     Variant('breast/resnet18_drop_path_ema', {**DROP_PATH, **EMA},
             config='configs/breast_resnet18.py'),
     Variant('breast/resnet18_drop_path_ema_ensemble', ensemble_of='breast/resnet18_drop_path_ema'),
-    # CutMix at its paper's Beta(1, 1) (Yun et al. 2019), the mixing lever not yet tried.
+    # CutMix at its paper's Beta(1, 1) (Yun et al. 2019), the other mixing lever beside mixup.
     Variant('breast/resnet18_cutmix', {'train.cutmix_alpha': 1.0},
             config='configs/breast_resnet18.py'),
 )
