@@ -8,6 +8,7 @@ and every ranking (so AUC and the operating point's sensitivity and specificity)
 only how close the probabilities come to 0 and 1 changes.
 """
 import numpy as np
+from absl import logging
 from scipy import optimize, special
 
 from medjax import clinical
@@ -34,10 +35,29 @@ def negative_log_likelihood(logits, labels, task: Task, temperature: float = 1.0
   return float(-np.mean(log_probs[np.arange(len(labels)), np.asarray(labels, int)]))
 
 
+def has_misclassified(logits, labels, task: Task) -> bool:
+  """Whether some example (some example's label, multi-label) is strictly on the wrong
+  side: only then does the NLL grow without bound as T -> 0 and have a finite minimiser."""
+  logits = np.asarray(logits, np.float64)
+  if task.multilabel:
+    labels = np.asarray(labels)
+    return bool(np.any(np.where(labels == 1, logits < 0, logits > 0)))
+  true_logit = logits[np.arange(len(labels)), np.asarray(labels, int)]
+  return bool(np.any(true_logit < logits.max(-1)))
+
+
 def fit_temperature(logits, labels, task: Task) -> float:
-  """The T > 0 minimising the NLL of (logits, labels) (a bounded 1-D search over log T)."""
+  """The T > 0 minimising the NLL of (logits, labels) (a bounded 1-D search over log T).
+
+  When no example is misclassified the NLL falls towards 0 as T -> 0: the split holds no
+  evidence of how sharp the probabilities should be, and a fit would make them as
+  confident as its bound allows. T then stays 1 (no scaling), with a warning."""
   if len(labels) == 0:
     raise ValueError('cannot fit a temperature on an empty split')
+  if not has_misclassified(logits, labels, task):
+    logging.warning('temperature scaling: the validation split has no misclassified example, '
+                    'so no temperature is identifiable; left at 1 (no scaling)')
+    return 1.0
   result = optimize.minimize_scalar(
       lambda log_t: negative_log_likelihood(logits, labels, task, float(np.exp(log_t))),
       bounds=_LOG_T_BOUNDS, method='bounded', options={'xatol': 1e-5})

@@ -56,6 +56,23 @@ def test_scaling_changes_no_decision_and_no_ranking():
                                 calibration.probabilities(logits, MULTICLASS, 0.4).argmax(-1))
 
 
+@pytest.mark.parametrize('task', [MULTICLASS, BINARY, MULTILABEL], ids=lambda t: t.kind)
+def test_a_split_without_errors_leaves_the_temperature_at_one(task):
+  """With every example right the NLL only falls as T -> 0: no temperature is fitted.
+  One example on the wrong side makes the minimiser finite again."""
+  logits, labels = _overconfident(task, count=300, seed=3)
+  if task.multilabel:
+    labels = (logits > 0).astype(int)
+  else:
+    labels = logits.argmax(-1)
+  assert calibration.fit_temperature(logits, labels, task) == 1.0
+  wrong = labels.copy()
+  wrong[0] = 1 - wrong[0] if task.multilabel or task.kind == 'binary' else (wrong[0] + 1) % 3
+  temperature = calibration.fit_temperature(logits, wrong, task)
+  assert temperature < 1.0  # sharper than the logits, but not the search's bound
+  assert temperature > float(np.exp(calibration._LOG_T_BOUNDS[0])) * 1.01
+
+
 def test_an_empty_split_is_refused():
   with pytest.raises(ValueError, match='empty split'):
     calibration.fit_temperature(np.zeros((0, 3)), np.zeros(0, int), MULTICLASS)
