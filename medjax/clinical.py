@@ -57,8 +57,10 @@ def operating_threshold(labels, scores, rule: str = 'youden', target: float = 0.
   """The score threshold chosen on (validation) data by one of OPERATING_RULES.
 
   'youden' maximises sensitivity + specificity - 1; 'sensitivity' is the highest
-  threshold reaching `target` sensitivity; 'specificity' the lowest threshold
-  reaching `target` specificity.
+  score cut reaching `target` sensitivity; 'specificity' the lowest reaching `target`
+  specificity. Every threshold between that cut and the next lower score classifies
+  the data alike; the midpoint is returned, so that on new data an example at the cut
+  is not decided by a hair (on a small validation split the gap can be wide).
   """
   if rule not in OPERATING_RULES:
     raise ValueError(f'operating rule {rule!r} is not one of {OPERATING_RULES}')
@@ -72,7 +74,9 @@ def operating_threshold(labels, scores, rule: str = 'youden', target: float = 0.
     index = int(np.flatnonzero(tpr >= target)[0])
   else:
     index = int(np.flatnonzero(1.0 - fpr >= target)[-1])
-  return float(thresholds[index])
+  if index + 1 == len(thresholds):  # the lowest score: everything is positive already
+    return float(thresholds[index])
+  return float((thresholds[index] + thresholds[index + 1]) / 2)
 
 
 def _ratio(numerator, denominator) -> float:

@@ -60,15 +60,29 @@ def test_youden_threshold_maximises_j_over_all_cut_points(case):
   assert youden(threshold) == pytest.approx(best)
 
 
+def test_the_threshold_splits_the_gap_between_the_classes():
+  """A separated validation split: the cut lies midway between the classes' scores,
+  not on the lowest positive score."""
+  labels = np.array([0, 0, 0, 1, 1, 1])
+  scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+  for rule, target in (('youden', 0.0), ('sensitivity', 1.0), ('specificity', 1.0)):
+    assert clinical.operating_threshold(labels, scores, rule, target) == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize('target', [0.8, 0.9, 0.95])
 def test_target_sensitivity_and_specificity_are_reached(target):
   labels, scores = _data(0)
   threshold = clinical.operating_threshold(labels, scores, 'sensitivity', target)
   assert clinical.threshold_metrics(labels, scores, threshold)['sensitivity'] >= target
-  # ... and it is the highest such threshold: any higher score cut misses the target.
-  higher = scores[scores > threshold]
-  if higher.size:
-    assert clinical.threshold_metrics(labels, scores, higher.min())['sensitivity'] < target
+  # ... and it is below the highest score cut reaching it, the midpoint of the gap under
+  # that cut: the cut above the cut misses the target.
+  cut = scores[scores > threshold].min()
+  below = scores[scores < threshold].max()
+  assert threshold == pytest.approx((cut + below) / 2)
+  assert clinical.threshold_metrics(labels, scores, cut)['sensitivity'] >= target
+  above = scores[scores > cut]
+  if above.size:
+    assert clinical.threshold_metrics(labels, scores, above.min())['sensitivity'] < target
   threshold = clinical.operating_threshold(labels, scores, 'specificity', target)
   assert clinical.threshold_metrics(labels, scores, threshold)['specificity'] >= target
 
