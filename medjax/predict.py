@@ -89,6 +89,9 @@ def predict(experiment, workdir, input_path, output_csv=None, saliency: int = 0,
   for name, error in errors.items():
     print(f'medjax: error: {name}: {error}', file=sys.stderr)
   good = [(name, value) for name, value in rows if not isinstance(value, str)]
+  if not rows:
+    raise ValueError(f'--input {input_path}: holds no input in the format of '
+                     f'{config.data.name} (an empty file or folder?)')
   if not good:
     raise ValueError(f'--input {input_path}: no readable input '
                      f'({len(errors)} could not be read; see above)')

@@ -197,8 +197,11 @@ def test_predict_on_dicom_and_png_reports_a_bad_file_and_goes_on(trained, tmp_pa
   assert len(list((output.parent / 'saliency').glob('*.png'))) == 3
 
 
-@pytest.mark.parametrize('content', [None, 'notes.txt', 'broken.png'])
-def test_predict_without_a_readable_input_fails_and_writes_nothing(trained, tmp_path, content):
+@pytest.mark.parametrize('content,message', [(None, 'holds no input'),
+                                             ('notes.txt', 'holds no input'),
+                                             ('broken.png', 'no readable input')])
+def test_predict_without_a_readable_input_fails_and_writes_nothing(trained, tmp_path, content,
+                                                                   message):
   inputs = tmp_path / 'inputs'
   inputs.mkdir()
   if content == 'notes.txt':
@@ -209,5 +212,5 @@ def test_predict_without_a_readable_input_fails_and_writes_nothing(trained, tmp_
   result = run_cli('--mode=predict', f'--workdir={trained}', f'--input={inputs}',
                    f'--output={output}')
   assert result.returncode == 1
-  assert 'no readable input' in result.stderr.strip().splitlines()[-1]
+  assert message in result.stderr.strip().splitlines()[-1]
   assert not output.parent.exists()
