@@ -67,7 +67,8 @@ def fit_temperature(logits, labels, task: Task) -> float:
 def calibration_errors(labels, probs, task: Task) -> dict:
   """ECE and Brier score of `probs`: of the positive class (label 1) for a binary task,
   of the top label (confidence against correctness) for a multi-class one, over every
-  (example, label) pair for a multi-label one."""
+  (example, label) pair for a multi-label one; and the ECE's sampling floor (what a
+  perfectly calibrated model with these probabilities would measure on this split)."""
   labels, probs = np.asarray(labels), np.asarray(probs, np.float64)
   if task.multilabel:
     truth, scores = labels.ravel().astype(np.float64), probs.ravel()
@@ -80,7 +81,8 @@ def calibration_errors(labels, probs, task: Task) -> dict:
     scores = probs.max(-1)
     onehot = np.eye(task.num_classes)[labels.astype(int)]
     brier = float(np.mean(np.sum((probs - onehot) ** 2, -1)))
-  return {'ece': clinical.expected_calibration_error(truth, scores), 'brier': brier}
+  return {'ece': clinical.expected_calibration_error(truth, scores),
+          'ece_floor': clinical.ece_sampling_floor(scores), 'brier': brier}
 
 
 def report(logits, labels, task: Task, temperature: float) -> dict:

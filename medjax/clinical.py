@@ -124,6 +124,24 @@ def expected_calibration_error(labels, scores, num_bins: int = 15) -> float:
   return float(error)
 
 
+def ece_sampling_floor(scores, num_bins: int = 15, draws: int = 200, seed: int = 0) -> float:
+  """The ECE a perfectly calibrated model with these scores would still measure: the
+  mean ECE over label sets drawn from Bernoulli(scores). Equal-width bins of a finite
+  split are never all exact, so an ECE near this floor is sampling noise, not
+  miscalibration (on 156 test images it is about 0.05)."""
+  scores = np.asarray(scores, np.float64).ravel()
+  if not scores.size:
+    return 0.0
+  bins = np.minimum((scores * num_bins).astype(int), num_bins - 1)
+  membership = np.eye(num_bins)[bins]                            # (examples, bins)
+  rng = np.random.default_rng(seed)
+  total = 0.0
+  for start in range(0, draws, 16):  # 16 label sets at a time bound the memory
+    labels = rng.uniform(size=(min(16, draws - start), scores.size)) < scores
+    total += np.abs((labels - scores) @ membership).sum()        # |sum(label - score)| per bin
+  return float(total / draws / scores.size)
+
+
 def brier_score(labels, scores) -> float:
   return float(np.mean((np.asarray(scores, np.float64) - np.asarray(labels)) ** 2))
 

@@ -16,7 +16,8 @@ patients (MIT-BIH records), the intervals resample patients, not examples. MIT-B
 add an `aami` section: Se, +P and FPR per class, Cohen's κ and the jκ index
 (Mondéjar-Guerra et al. 2019). Reported probabilities are calibrated by temperature
 scaling fitted on validation (`eval.calibrate`; it changes no decision and no ranking);
-`calibration` gives the split's NLL, ECE and Brier score before and after.
+`calibration` gives the split's NLL, ECE and Brier score before and after, and the ECE a
+perfectly calibrated model would measure on a split of its size (the ECE's sampling floor).
 `--mode=eval --workdir=OUT --ensemble=W1,W2,W3` evaluates trained workdirs as one model
 (the mean of their calibrated probabilities) with the same report, intervals and
 validation-chosen operating point, written to `OUT`. `eval.tta` (e.g. `hflip,shift`)

@@ -123,7 +123,9 @@ def _markdown(result, plots) -> str:
     lines += [f'Probabilities calibrated by temperature scaling (T = {cal["temperature"]:.3f}, '
               f'fitted on the {cal["fitted_on"]} split): on this split NLL '
               f'{cal["before"]["nll"]:.4f} -> {cal["after"]["nll"]:.4f}, ECE '
-              f'{cal["before"]["ece"]:.4f} -> {cal["after"]["ece"]:.4f}, Brier '
+              f'{cal["before"]["ece"]:.4f} -> {cal["after"]["ece"]:.4f} (a perfectly '
+              f'calibrated model would measure about {cal["after"]["ece_floor"]:.4f} on a '
+              f'split of this size), Brier '
               f'{cal["before"]["brier"]:.4f} -> {cal["after"]["brier"]:.4f}.', '']
   confidence = result.get('confidence', 0.95)
   lines += [f'| metric | value | {confidence:.0%} CI |', '|---|---|---|']

@@ -71,7 +71,7 @@ class Sweep:
   reference_name: str = ''
   # The test metric variants are compared on, and the table's columns.
   metric: str = 'auc'
-  table_metrics: tuple = ('auc', 'accuracy', 'sensitivity', 'specificity', 'ece')
+  table_metrics: tuple = ('auc', 'accuracy', 'sensitivity', 'specificity', 'ece', 'ece_floor')
 
   @property
   def baselines(self) -> tuple:

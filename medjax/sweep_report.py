@@ -24,7 +24,8 @@ from medjax.train import objectives  # noqa: E402
 
 # Column names of results.md; a sweep names its columns (`Sweep.table_metrics`) and the
 # metric its variants are compared on (`Sweep.metric`).
-COLUMN_NAMES = {'auc': 'AUC', 'accuracy': 'ACC', 'ece': 'ECE', 'balanced_accuracy': 'macro recall',
+COLUMN_NAMES = {'auc': 'AUC', 'accuracy': 'ACC', 'ece': 'ECE', 'ece_floor': 'ECE floor',
+                'balanced_accuracy': 'macro recall',
                 'f1_macro': 'macro F1', 'jkappa': 'jκ'}
 CONFIDENCE = 0.95
 # What this report reads of a run: all that a published run keeps, and enough for
@@ -50,6 +51,8 @@ def run_values(run) -> dict | None:
     for name, entry in section.items():
       values.setdefault(name, entry['value'])
       intervals.setdefault(name, entry['ci'])
+  if 'positive_class' in result:  # binary: the ECE's sampling floor, from the predictions
+    values['ece_floor'] = clinical.ece_sampling_floor(read_predictions(run)['probs'][:, 1])
   summary_file = run.workdir / SUMMARY_FILE
   summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
   return {'values': values, 'data': result['data'], 'num_params': result['num_params'],

@@ -152,6 +152,12 @@ def test_the_statistics_match_a_direct_computation(swept):
 
   (a, labels), (b, _) = mean_prob('lr1e-2'), mean_prob('lr1e-3')
   assert comparison['delong_p'] == pytest.approx(clinical.delong_test(labels, a, b)['p_value'])
+  # The ECE's sampling floor of each run, from its test probabilities.
+  floors = []
+  for s in (0, 1):
+    with open(folder / 'out' / 'lr1e-2' / f'seed{s}' / 'eval' / 'test' / 'predictions.csv') as f:
+      floors.append(clinical.ece_sampling_floor([float(r['prob_1']) for r in csv.DictReader(f)]))
+  assert rows['lr1e-2']['metrics']['ece_floor']['mean'] == pytest.approx(np.mean(floors))
 
 
 def test_rerunning_skips_finished_runs_and_report_only_rebuilds(swept):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from medjax import calibration
+from medjax import calibration, clinical
 from medjax.data.task import InputSpec, Task
 from tests.conftest import run_cli
 
@@ -71,6 +71,22 @@ def test_a_split_without_errors_leaves_the_temperature_at_one(task):
   temperature = calibration.fit_temperature(logits, wrong, task)
   assert temperature < 1.0  # sharper than the logits, but not the search's bound
   assert temperature > float(np.exp(calibration._LOG_T_BOUNDS[0])) * 1.01
+
+
+def test_the_ece_floor_is_the_ece_of_a_calibrated_model_and_falls_with_the_split_size():
+  rng = np.random.default_rng(5)
+  scores = rng.uniform(size=400)
+  floor = clinical.ece_sampling_floor(scores)
+  # The definition: the mean ECE of labels drawn from the scores themselves.
+  drawn = [clinical.expected_calibration_error(rng.uniform(size=400) < scores, scores)
+           for _ in range(400)]
+  assert floor == pytest.approx(np.mean(drawn), rel=0.05)
+  # Sampling noise: four times the examples, about half the floor.
+  assert clinical.ece_sampling_floor(np.tile(scores, 4)) == pytest.approx(floor / 2, rel=0.15)
+  # A model three times too sharp measures far above it.
+  logits, labels = _overconfident(BINARY, count=400, seed=6)
+  summary = calibration.report(logits, labels, BINARY, 1.0)
+  assert summary['before']['ece'] > 3 * summary['before']['ece_floor']
 
 
 def test_an_empty_split_is_refused():
