@@ -171,12 +171,12 @@ def collect(sweep, runs) -> list[dict]:
   return rows
 
 
-def chosen(rows) -> list[tuple[str, dict | None, str]]:
-  """The study's rule, applied: per data set, (data, row, '') for the row whose mean
-  validation figure is best among the rows with every seed finished, or (data, None,
-  why) where those rows cannot be compared (a row without a validation figure, or
-  rows chosen by different metrics). Test columns play no part; ties keep the row
-  listed first."""
+def chosen(rows) -> list[tuple[str, dict | None, str, dict | None]]:
+  """The study's rule, applied: per data set, (data, row, '', runner-up) for the row
+  whose mean validation figure is best among the rows with every seed finished (the
+  runner-up: the next best, None if alone), or (data, None, why, None) where those
+  rows cannot be compared (a row without a validation figure, or rows chosen by
+  different metrics). Test columns play no part; ties keep the row listed first."""
   by_data = {}
   for row in rows:
     if row['finished'] and row['finished'] == row['seeds']:
@@ -186,15 +186,17 @@ def chosen(rows) -> list[tuple[str, dict | None, str]]:
     without = [row['variant'] for row in candidates if row['validation']['n'] < row['finished']]
     metrics = sorted({row['select_metric'] for row in candidates})
     if without:
-      choices.append((data, None, 'no validation figure: ' + ', '.join(without)))
+      choices.append((data, None, 'no validation figure: ' + ', '.join(without), None))
     elif len(metrics) > 1:
-      choices.append((data, None, 'rows chosen by different metrics: ' + ', '.join(metrics)))
+      choices.append((data, None, 'rows chosen by different metrics: ' + ', '.join(metrics),
+                      None))
     else:
-      best = candidates[0]
-      for row in candidates[1:]:
-        if objectives.improves(metrics[0], row['validation']['mean'], best['validation']['mean']):
-          best = row
-      choices.append((data, best, ''))
+      ranked = []  # best first; a row enters after every row it does not improve on
+      for row in candidates:
+        place = next((i for i, other in enumerate(ranked) if objectives.improves(
+            metrics[0], row['validation']['mean'], other['validation']['mean'])), len(ranked))
+        ranked.insert(place, row)
+      choices.append((data, ranked[0], '', ranked[1] if len(ranked) > 1 else None))
   return choices
 
 
@@ -270,16 +272,19 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines += ['', '## Chosen on validation', '',
             'Per data set, the row with the best mean validation figure (its selection '
-            'metric) among the rows with every seed finished: the recipe this study keeps.', '',
-            '| data | chosen | validation (selection metric) | ' +
+            'metric) among the rows with every seed finished: the recipe this study keeps; '
+            'beside it the runner-up on validation, to show by how much it was chosen.', '',
+            '| data | chosen | validation (selection metric) | runner-up (validation) | ' +
             ' | '.join(COLUMN_NAMES.get(m, m) for m in sweep.table_metrics) + ' |',
-            '|' + '---|' * (3 + len(sweep.table_metrics))]
-  for data, row, why in chosen(rows):
+            '|' + '---|' * (4 + len(sweep.table_metrics))]
+  for data, row, why, runner_up in chosen(rows):
     if row is None:
       lines.append(f'| {data.split("/")[-1]} | none ({why}) |' + ' - |' * (
-          1 + len(sweep.table_metrics)))
+          2 + len(sweep.table_metrics)))
       continue
-    cells = [data.split('/')[-1], row['variant'], _validation_cell(row),
+    second = (f'{runner_up["variant"]} ({runner_up["validation"]["mean"]:.4f} against '
+              f'{row["validation"]["mean"]:.4f})' if runner_up else '-')
+    cells = [data.split('/')[-1], row['variant'], _validation_cell(row), second,
              *_metric_cells(row, sweep.table_metrics)]
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines += ['', '## Runs', '',

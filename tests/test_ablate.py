@@ -85,7 +85,9 @@ def test_the_table_has_one_row_per_variant(swept):
        'metrics.json').read_text())['best_validation']
   best = max(validation, key=validation.get)  # the first of equals, as the rule
   chosen = table.split('## Chosen on validation')[1].split('## Runs')[0]
-  assert f'| breastmnist | {best} | {validation[best]:.3f} (auc) |' in chosen
+  second = max((v for v in validation if v != best), key=validation.get)
+  assert (f'| breastmnist | {best} | {validation[best]:.3f} (auc) | {second} '
+          f'({validation[second]:.4f} against {validation[best]:.4f}) |') in chosen
   with open(folder / 'out' / 'results.csv') as f:
     by_variant = {row['variant']: row for row in csv.DictReader(f)}
   assert set(by_variant) == {'lr1e-3', 'lr1e-2', 'broken', 'lr1e-3-ensemble'}
@@ -105,11 +107,16 @@ def test_the_chosen_recipe_is_the_best_validation_of_comparable_finished_rows():
           _row('d', 'y', [0.3, 0.3], 'loss'), _row('e', 'y', [0.2, 0.3], 'loss'),
           _row('f', 'z', [0.9, 0.9]), _row('g', 'z', []),
           _row('h', 'w', [0.9, 0.9]), _row('i', 'w', [0.2, 0.2], 'loss')]
-  choices = {data: (row and row['variant'], why)
-             for data, row, why in sweep_report.chosen(rows)}
-  assert choices == {'x': ('b', ''), 'y': ('e', ''),
-                     'z': (None, 'no validation figure: g'),
-                     'w': (None, 'rows chosen by different metrics: auc, loss')}
+  choices = {data: (row and row['variant'], why, runner_up and runner_up['variant'])
+             for data, row, why, runner_up in sweep_report.chosen(rows)}
+  assert choices == {'x': ('b', '', 'a'), 'y': ('e', '', 'd'),
+                     'z': (None, 'no validation figure: g', None),
+                     'w': (None, 'rows chosen by different metrics: auc, loss', None)}
+  # Ties keep the row listed first; a lone row has no runner-up.
+  tied = [_row('p', 'v', [0.9, 0.8]), _row('q', 'v', [0.8, 0.9]), _row('r', 'v', [0.7, 0.7]),
+          _row('s', 'u', [0.5, 0.5])]
+  assert [(row['variant'], runner_up and runner_up['variant'])
+          for _, row, _, runner_up in sweep_report.chosen(tied)] == [('p', 'q'), ('s', None)]
 
 
 def test_the_statistics_match_a_direct_computation(swept):
