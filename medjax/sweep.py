@@ -19,8 +19,10 @@ Config file paths are relative to the working directory, as for `--config`.
 A variant with `ensemble_of` trains nothing: each of its runs,
 `<workdir>/<variant>/ensemble<k>`, evaluates the runs of another variant with the
 seeds of its k-th group as one model (`--mode=eval --ensemble=...`), so the tables carry
-seed ensembles beside single models. One group of all the sweep's seeds by default;
-3 independent ensembles of 3 are `ensemble_seeds=((0, 1, 2), (3, 4, 5), (6, 7, 8))`.
+seed ensembles beside single models. One group of all its members' seeds by default;
+3 independent ensembles of 3 are `ensemble_seeds=((0, 1, 2), (3, 4, 5), (6, 7, 8))`, with
+`seeds=tuple(range(9))` on the trained variant (a trained variant may have its own seeds;
+the others keep the sweep's).
 `ensemble_of` may name several variants (a tuple): an ensemble then holds each one's runs
 of its seed group, e.g. unlike models trained with the same seed.
 Its overrides may change only how the members are evaluated (`EVAL_OVERRIDES`): with
@@ -48,7 +50,8 @@ class Variant:
   baseline: str = ''
   ensemble_of: str | tuple = ''  # evaluate that variant's (or those variants') runs as
                                  # ensembles; train nothing
-  ensemble_seeds: tuple = ()     # the seed groups, one ensemble each; () = all the sweep's seeds
+  ensemble_seeds: tuple = ()     # the seed groups, one ensemble each; () = all its members'
+  seeds: tuple = ()              # a trained variant's own seeds; () = the sweep's
 
   @property
   def ensembled(self) -> tuple[str, ...]:
@@ -168,10 +171,14 @@ def check(sweep: Sweep, source) -> None:
       if len(set(variant.ensembled)) < len(variant.ensembled):
         raise SweepError(f'{source}: variant {variant.name!r}: ensemble_of='
                          f'{variant.ensemble_of!r} names a variant twice')
-      if any(set(group) - set(sweep.seeds) or not group for group in variant.ensemble_seeds):
+      if variant.seeds:
+        raise SweepError(f'{source}: variant {variant.name!r}: an ensemble variant has no seeds '
+                         f'of its own (its runs are ensemble_seeds groups)')
+      common_seeds = _members_seeds(sweep, variant, variant_of)
+      if any(set(group) - set(common_seeds) or not group for group in variant.ensemble_seeds):
         raise SweepError(f'{source}: variant {variant.name!r}: ensemble_seeds '
                          f'{variant.ensemble_seeds} must be non-empty groups of the seeds '
-                         f'{sweep.seeds}')
+                         f'{common_seeds} its members were trained with')
       trained_fields = sorted(set(variant.overrides) - set(EVAL_OVERRIDES))
       if trained_fields:
         raise SweepError(f'{source}: variant {variant.name!r}: an ensemble variant trains '
@@ -194,16 +201,29 @@ def check(sweep: Sweep, source) -> None:
     raise SweepError(f'{source}: the sweep has no seeds')
 
 
+def seeds_of(sweep: Sweep, variant: Variant) -> tuple:
+  """The seeds a trained variant runs with."""
+  return variant.seeds or sweep.seeds
+
+
+def _members_seeds(sweep: Sweep, variant: Variant, variant_of: dict) -> tuple:
+  """The seeds every variant an ensemble variant holds was trained with."""
+  member_seeds = [seeds_of(sweep, variant_of[name]) for name in variant.ensembled]
+  return tuple(seed for seed in member_seeds[0] if all(seed in other for other in member_seeds))
+
+
 def runs(sweep: Sweep, workdir) -> list[Run]:
   """Every (variant, seed) run and every ensemble, variants in file order, seeds inner."""
   workdir = pathlib.Path(workdir)
+  variant_of = {variant.name: variant for variant in sweep.variants}
   listed = []
   for variant in sweep.variants:
     if not variant.ensemble_of:
       listed += [Run(variant, seed, variant.config or sweep.base,
-                     workdir / variant.name / f'seed{seed}') for seed in sweep.seeds]
+                     workdir / variant.name / f'seed{seed}') for seed in seeds_of(sweep, variant)]
       continue
-    for number, group in enumerate(variant.ensemble_seeds or (sweep.seeds,)):
+    groups = variant.ensemble_seeds or (_members_seeds(sweep, variant, variant_of),)
+    for number, group in enumerate(groups):
       members = tuple(workdir / name / f'seed{seed}'
                       for name in variant.ensembled for seed in group)
       listed.append(Run(variant, number, '', workdir / variant.name / f'ensemble{number}',

@@ -325,6 +325,38 @@ def test_an_ensemble_of_several_variants_holds_each_ones_runs_of_its_seed_group(
       (tmp_path / 'a' / 'seed1', tmp_path / 'b' / 'seed1')]
 
 
+def test_a_variant_with_its_own_seeds_gives_independent_ensembles(tmp_path):
+  nine = tuple(range(9))
+  groups = ((0, 1, 2), (3, 4, 5), (6, 7, 8))
+  loaded = sweep.Sweep(base='configs/breast_cnn.py', seeds=(0, 1, 2), variants=(
+      sweep.Variant('a', seeds=nine), sweep.Variant('b'),
+      sweep.Variant('a-ensembles', ensemble_of='a', ensemble_seeds=groups),
+      sweep.Variant('a-all', ensemble_of='a'), sweep.Variant('a+b', ensemble_of=('a', 'b'))))
+  sweep.check(loaded, 'test')
+  listed = sweep.runs(loaded, tmp_path)
+  trained = {}
+  for run in listed:
+    if not run.members:
+      trained.setdefault(run.variant.name, []).append(run.seed)
+  assert trained == {'a': list(nine), 'b': [0, 1, 2]}
+  members = {}
+  for run in listed:
+    if run.members:
+      members.setdefault(run.variant.name, []).append(run.members)
+  assert members['a-ensembles'] == [tuple(tmp_path / 'a' / f'seed{s}' for s in group)
+                                    for group in groups]
+  assert members['a-all'] == [tuple(tmp_path / 'a' / f'seed{s}' for s in nine)]
+  # Several variants: by default the seeds all of them were trained with.
+  assert members['a+b'] == [tuple(tmp_path / name / f'seed{s}' for name in ('a', 'b')
+                                  for s in (0, 1, 2))]
+  beyond = sweep.Variant('a+b', ensemble_of=('a', 'b'), ensemble_seeds=((3, 4, 5),))
+  with pytest.raises(sweep.SweepError, match=re.escape('seeds (0, 1, 2) its members')):
+    sweep.check(dataclasses.replace(loaded, variants=loaded.variants[:4] + (beyond,)), 'test')
+  seeded = sweep.Variant('a-all', ensemble_of='a', seeds=(0,))
+  with pytest.raises(sweep.SweepError, match='an ensemble variant has no seeds of its own'):
+    sweep.check(dataclasses.replace(loaded, variants=loaded.variants[:2] + (seeded,)), 'test')
+
+
 def test_product_names_and_merges_overrides():
   variants = sweep.product({'a': {'x.y': 1}, 'b': {'x.y': 2}}, {'c': {'z': 3}})
   assert [(v.name, v.overrides) for v in variants] == [
