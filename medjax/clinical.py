@@ -128,7 +128,7 @@ def ece_sampling_floor(scores, num_bins: int = 15, draws: int = 200, seed: int =
   """The ECE a perfectly calibrated model with these scores would still measure: the
   mean ECE over label sets drawn from Bernoulli(scores). Equal-width bins of a finite
   split are never all exact, so an ECE near this floor is sampling noise, not
-  miscalibration (on 156 test images it is about 0.05)."""
+  miscalibration (BreastMNIST's 156 test images: 0.06-0.07, experiments/results/)."""
   scores = np.asarray(scores, np.float64).ravel()
   if not scores.size:
     return 0.0

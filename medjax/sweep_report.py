@@ -52,6 +52,7 @@ def run_values(run) -> dict | None:
       values.setdefault(name, entry['value'])
       intervals.setdefault(name, entry['ci'])
   if 'positive_class' in result:  # binary: the ECE's sampling floor, from the predictions
+    # (of label 1's probabilities; those of label 0 mirror them in the equal-width bins)
     values['ece_floor'] = clinical.ece_sampling_floor(read_predictions(run)['probs'][:, 1])
   summary_file = run.workdir / SUMMARY_FILE
   summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
