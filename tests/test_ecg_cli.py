@@ -103,6 +103,8 @@ def test_predict_on_wfdb_records_without_the_data_set(mitdb_run, tmp_path):
                    f'--output={output}', '--saliency', '--saliency_limit=3',
                    env=_no_data(tmp_path))
   assert result.returncode == 1, result.stderr[-2000:]  # the broken record
+  # Record 100 has MLII and V5: the V1 the model reads is named as missing.
+  assert f'{records / "annotated"}: has no lead V1' in result.stderr
   assert len(list((tmp_path / 'saliency').glob('*.png'))) == 3  # not one per beat
   assert 'saliency overlays of the first 3 of' in result.stderr
   rows = list(csv.DictReader(output.open()))

@@ -28,6 +28,7 @@ from fractions import Fraction
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from medjax.config import ConfigError
 from medjax.data.download import locate_or_download
@@ -269,6 +270,10 @@ def _record_beats(path_base: pathlib.Path, cfg):
   lead_index = _lead_index(record, leads_of(cfg))
   if all(index is None for index in lead_index):
     raise ValueError(f'has leads {record.sig_name}, none of {leads_of(cfg)}')
+  missing = [lead for lead, index in zip(leads_of(cfg), lead_index) if index is None]
+  if missing:
+    logging.warning('%s: has no lead %s; the model is given the training mean there, as '
+                    'for the MIT-BIH records without it', path_base, ', '.join(missing))
   if path_base.with_suffix('.atr').exists():
     annotation = wfdb.rdann(str(path_base), 'atr')
     is_beat = np.isin(annotation.symbol, list(AAMI_SYMBOLS))
