@@ -11,8 +11,9 @@ paper's ridge classifier in closed form, its kernels drawn from each run's seed.
 ECG5000 ResNet's training levers (the weights' moving average, mixup) are variants;
 which recipe to keep is decided on the validation loss of each run
 (train_summary.json's `best_validation`), not on this table. The `*_ensemble` rows
-evaluate a variant's three seeds as one model; `ecg5000/inception_rocket_ensemble` two
-variants' runs of one seed.
+evaluate a variant's three seeds as one model (the balanced ridge's: three independent
+ensembles of its nine seeds); `ecg5000/inception_rocket_ensemble` and
+`ecg5000/resnet_inception_rocket_ensemble` several variants' runs of one seed.
 
 COMMAND: python -m medjax.ablate experiments/ecg.py --workdir=workdirs/ecg \
   --publish=experiments/results/ecg/runs
@@ -42,9 +43,10 @@ def get_sweep():
           Variant('ecg5000/rocket_ridge_wide', {'train.ridge_alphas': WIDE_ALPHAS},
                   config='configs/ecg5000_rocket_ridge.py'),
           # The rare beat types weighted up (n / (K n_k)) in the ridge regression.
+          # Nine seeds (kernel draws), for three independent ensembles of three.
           Variant('ecg5000/rocket_ridge_balanced',
                   {'train.ridge_alphas': WIDE_ALPHAS, 'train.class_weights': 'balanced'},
-                  config='configs/ecg5000_rocket_ridge.py'),
+                  config='configs/ecg5000_rocket_ridge.py', seeds=tuple(range(9))),
           Variant('mitdb/resnet1d', config=MITDB),
           Variant('mitdb/inception_time', config='configs/mitdb_inception.py'),
           Variant('mitdb/transformer', config='configs/mitdb_transformer.py'),
@@ -66,6 +68,15 @@ def get_sweep():
           Variant('ecg5000/inception_rocket_ensemble',
                   ensemble_of=('ecg5000/inception_time', 'ecg5000/rocket_ridge_balanced'),
                   ensemble_seeds=((0,), (1,), (2,))),
+          # The same rule over all three families: each one's row of lowest validation
+          # loss (the ResNet's baseline, InceptionTime, the balanced ridge).
+          Variant('ecg5000/resnet_inception_rocket_ensemble',
+                  ensemble_of=('ecg5000/resnet1d', 'ecg5000/inception_time',
+                               'ecg5000/rocket_ridge_balanced'),
+                  ensemble_seeds=((0,), (1,), (2,))),
+          Variant('ecg5000/rocket_ridge_balanced_ensemble',
+                  ensemble_of='ecg5000/rocket_ridge_balanced',
+                  ensemble_seeds=((0, 1, 2), (3, 4, 5), (6, 7, 8))),
       ),
       seeds=(0, 1, 2),
       baseline=('ecg5000/resnet1d', 'mitdb/resnet1d'),
