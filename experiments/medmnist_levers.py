@@ -2,10 +2,10 @@
 MedMNIST results): each lever alone on the recipe of configs/breast_resnet18.py and
 configs/pneumonia_resnet18.py, 3 seeds, and seed ensembles of the baseline and of the
 moving-average runs; for BreastMNIST also stochastic depth, alone and with the moving
-average, their ensembles, and CutMix. The pneumonia baseline has 9 seeds, so that its
-ensemble rows are three independent ensembles of 3. Probabilities are calibrated
-(temperature scaling on validation) in every row, so the ECE column is after scaling;
-each run's metrics.json has it before too.
+average, their ensembles, and CutMix. The pneumonia baseline and moving average have 9
+seeds each, so that their ensemble rows are three independent ensembles of 3.
+Probabilities are calibrated (temperature scaling on validation) in every row, so the
+ECE column is after scaling; each run's metrics.json has it before too.
 
 Which lever a recipe keeps is decided on the validation column (validation AUC: each
 run's checkpoint metric; for a test-time-view or ensemble row, that of its mean
@@ -17,7 +17,7 @@ COMMAND: python -m medjax.ablate experiments/medmnist_levers.py --workdir=workdi
   --publish=experiments/results/medmnist_levers/runs
 (in parts: --only='breast/*', then --only='pneumonia/*', then
 --only='breast/resnet18_drop_path*', then --only='breast/resnet18_cutmix', then
---only='pneumonia/*' for the 9 seeds; the baselines
+--only='pneumonia/*' for the 9 seeds, then --only='pneumonia/resnet18_ema*'; the baselines
 are rerun here, not taken from experiments/medmnist_v2.py, because an ensemble needs
 its members' checkpoints, which published runs do not keep.)
 """
@@ -31,11 +31,11 @@ DROP_PATH = {'model.resnet.drop_path': 0.1}
 
 def _levers(data: str, config: str, views: str, seeds: tuple = (),
             groups: tuple = ()) -> tuple:
-  """The levers on one data set's recipe; `seeds` of the baseline (() = the sweep's) and
-  the seed `groups` of its ensembles (() = one of all its seeds)."""
+  """The levers on one data set's recipe; `seeds` of the baseline and the moving average
+  (() = the sweep's) and the seed `groups` of their ensembles (() = one of all seeds)."""
   return (
       Variant(f'{data}/resnet18', config=config, seeds=seeds),
-      Variant(f'{data}/resnet18_ema', EMA, config=config),
+      Variant(f'{data}/resnet18_ema', EMA, config=config, seeds=seeds),
       Variant(f'{data}/resnet18_mixup', MIXUP, config=config),
       # The baseline's runs evaluated again with test-time views (nothing retrained).
       Variant(f'{data}/resnet18_tta', {'eval.tta': views}, ensemble_of=f'{data}/resnet18',
@@ -44,7 +44,8 @@ def _levers(data: str, config: str, views: str, seeds: tuple = (),
               ensemble_seeds=groups),
       Variant(f'{data}/resnet18_ensemble_tta', {'eval.tta': views},
               ensemble_of=f'{data}/resnet18', ensemble_seeds=groups),
-      Variant(f'{data}/resnet18_ema_ensemble', ensemble_of=f'{data}/resnet18_ema'),
+      Variant(f'{data}/resnet18_ema_ensemble', ensemble_of=f'{data}/resnet18_ema',
+              ensemble_seeds=groups),
   )
 
 
