@@ -1,4 +1,5 @@
 """Layers shared by the encoders."""
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -26,6 +27,13 @@ class Conv1D(nn.Module):
                 use_bias=self.use_bias, dtype=self.dtype,
                 conv_general_dilated=CONV_IMPLS[self.conv_impl])(x[:, None])
     return y[:, 0]
+
+
+def batch_norm(*, train: bool, dtype) -> functools.partial:
+  """BatchNorm as the convolutional encoders use it: PyTorch's defaults (running
+  averages updated with momentum 0.1, Flax's 0.9; epsilon 1e-5), as their twins have."""
+  return functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                           epsilon=1e-5, dtype=dtype)
 
 
 class DropPath(nn.Module):

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.config import ConfigError
-from medjax.models.layers import Conv1D
+from medjax.models.layers import Conv1D, batch_norm
 from medjax.models.taps import tap
 
 MODALITY = 'signal'
@@ -58,8 +58,7 @@ class InceptionTime(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool):
     conv = functools.partial(Conv1D, use_bias=False, conv_impl=self.conv_impl, dtype=self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype)
+    norm = batch_norm(train=train, dtype=self.dtype)
     x = x.astype(self.dtype)
     residual = x
     for index in range(self.depth):

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.models.conv import CONV_IMPLS
-from medjax.models.layers import DropPath, drop_path_rates
+from medjax.models.layers import DropPath, batch_norm, drop_path_rates
 from medjax.models.pool import max_pool
 from medjax.models.taps import tap
 
@@ -103,8 +103,7 @@ class ResNet(nn.Module):
   def __call__(self, x, *, train: bool):
     conv = functools.partial(nn.Conv, use_bias=False, padding='SAME', dtype=self.dtype,
                              conv_general_dilated=CONV_IMPLS[self.conv_impl])
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype)
+    norm = batch_norm(train=train, dtype=self.dtype)
     block_class = BottleneckBlock if self.depth >= 50 else BasicBlock
     # Explicit names keep the parameter tree the same with and without remat.
     block = nn.remat(block_class) if self.remat else block_class

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.config import ConfigError
-from medjax.models.layers import Conv1D, DropPath, drop_path_rates
+from medjax.models.layers import Conv1D, DropPath, batch_norm, drop_path_rates
 from medjax.models.taps import tap
 
 MODALITY = 'signal'
@@ -41,8 +41,7 @@ class ResNet1D(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool):
     conv = functools.partial(Conv1D, use_bias=False, conv_impl=self.conv_impl, dtype=self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype)
+    norm = batch_norm(train=train, dtype=self.dtype)
     x = x.astype(self.dtype)
     rates = drop_path_rates(self.drop_path, len(WIDTHS))
     for index, multiple in enumerate(WIDTHS):
