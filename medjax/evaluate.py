@@ -197,11 +197,16 @@ def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test',
 
 
 def _mean_of_members(member_outputs: list[dict], task) -> dict:
-  """The members' outputs with 'probs' their mean and 'loss' its per-example NLL."""
+  """The members' outputs with 'probs' their mean and 'loss' its per-example NLL.
+  Members must have evaluated the same examples in the same order: a split drawn
+  differently (another validation fraction or seed, other held-out records) shows as
+  other labels or patients at the same positions."""
   first = member_outputs[0]
   for other in member_outputs[1:]:
-    if not np.array_equal(other['index'], first['index']):
-      raise ValueError('ensemble members evaluated different examples')
+    for key in ('index', 'label', 'group'):
+      if key in first and not np.array_equal(other.get(key), first[key]):
+        raise ValueError(f"ensemble members' splits hold different examples (their {key}s "
+                         'differ): train every member on the same data split')
   probs = np.mean([o['probs'].astype(np.float64) for o in member_outputs], axis=0)
   clipped = np.clip(probs, 1e-12, 1 - 1e-12)
   labels = first['label']

@@ -1,10 +1,12 @@
 """`--mode=eval --ensemble=W1,W2,...`: several workdirs evaluated as one model."""
 import json
 import shutil
+import types
 
 import numpy as np
 import pytest
 
+from medjax import evaluate
 from tests.conftest import TINY, run_cli
 
 
@@ -81,3 +83,18 @@ def test_bad_test_time_views_are_refused(trained, tmp_path, mode, message):
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], lines
   assert not out.exists()
+
+
+@pytest.mark.parametrize('key', ['index', 'label', 'group'])
+def test_members_with_other_examples_are_refused(key):
+  def outputs(**changed):
+    base = {'index': np.arange(4), 'label': np.array([0, 1, 0, 1]), 'mask': np.ones(4),
+            'group': np.array([100, 100, 101, 101]), 'probs': np.full((4, 2), 0.5, np.float32)}
+    return {**base, **changed}
+  task = types.SimpleNamespace(multilabel=False)
+  mean = evaluate._mean_of_members([outputs(), outputs(probs=np.eye(2)[[0, 1, 1, 0]])], task)
+  np.testing.assert_allclose(mean['probs'], [[0.75, 0.25], [0.25, 0.75], [0.25, 0.75], [0.75, 0.25]])
+  other = {'index': np.array([0, 1, 3, 2]), 'label': np.array([0, 1, 1, 0]),
+           'group': np.array([100, 101, 100, 101])}[key]
+  with pytest.raises(ValueError, match=f'their {key}s differ'):
+    evaluate._mean_of_members([outputs(), outputs(**{key: other})], task)
