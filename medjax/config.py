@@ -5,6 +5,7 @@ in them is a typo or a stale name, and a value whose type differs from the
 default's is a mistake: both are refused with one line naming the field.
 """
 import json
+import math
 
 import ml_collections
 
@@ -46,6 +47,53 @@ def check_override_names(argv) -> None:
         raise ConfigError(f'unknown config field {name!r}')
 
 
+def _numbers(value) -> list[float]:
+  """The floats of a field's value (a number, or a tuple of them)."""
+  values = value if isinstance(value, (tuple, list)) else [value]
+  return [v for v in values if isinstance(v, float)]
+
+
+def _at_least(low):
+  return lambda value: value >= low
+
+
+def _in(low, high, high_included=False):
+  return lambda value: low <= value and (value <= high if high_included else value < high)
+
+
+# The core fields' bounds (the families' and encoders' fields are checked by their modules).
+CORE_RANGES = {
+    'train.steps': (_at_least(1), 'positive'),
+    'train.batch_size': (_at_least(1), 'positive'),
+    'train.microbatches': (_at_least(1), 'positive'),
+    'train.log_every': (_at_least(1), 'positive'),
+    'train.eval_every': (_at_least(1), 'positive'),
+    'train.checkpoint_every': (_at_least(1), 'positive'),
+    'train.checkpoints_to_keep': (_at_least(1), 'positive'),
+    'train.label_smoothing': (_in(0.0, 1.0), 'in [0, 1)'),
+    'train.ema_decay': (_in(0.0, 1.0), 'in [0, 1)'),
+    'train.mixup_alpha': (_at_least(0.0), '>= 0 (0: off)'),
+    'train.cutmix_alpha': (_at_least(0.0), '>= 0 (0: off)'),
+    'optim.learning_rate': (lambda value: value > 0, 'positive'),
+    'optim.warmup_steps': (_at_least(0), '>= 0'),
+    'optim.weight_decay': (_at_least(0.0), '>= 0'),
+    'optim.momentum': (_in(0.0, 1.0), 'in [0, 1)'),
+    'optim.grad_clip_norm': (_at_least(0.0), '>= 0 (0: no clipping)'),
+    'data.eval_batch_size': (_at_least(1), 'positive'),
+    'data.prefetch_batches': (_at_least(1), 'at least 1'),
+    'data.in_memory_mib': (_at_least(0.0), '>= 0 (0 reads every batch from disk)'),
+    'eval.operating_target': (_in(0.0, 1.0, high_included=True), 'in [0, 1]'),
+    'eval.bootstrap_resamples': (_at_least(1), 'positive'),
+    'eval.confidence': (lambda value: 0.0 < value < 1.0, 'in (0, 1)'),
+    'explain.num_images': (_at_least(0), '>= 0 (0: none)'),
+    'explain.smoothgrad_samples': (_at_least(1), 'positive'),
+    'explain.smoothgrad_noise': (_at_least(0.0), '>= 0'),
+    'explain.ig_steps': (_at_least(1), 'positive'),
+    'mesh.fsdp': (_at_least(1), 'positive'),
+    'mesh.fsdp_min_size': (_at_least(0), '>= 0'),
+}
+
+
 def validate(config) -> None:
   """Unknown fields, wrong types and bad values (of the core and of the data family
   and model the config names) -> ConfigError, before any data set is prepared."""
@@ -57,24 +105,26 @@ def validate(config) -> None:
     if not _type_ok(value, default):
       raise ConfigError(f'config field {name!r} must be {type(default).__name__}, '
                         f'got {type(value).__name__} {value!r}')
-  if config.train.steps < 1 or config.train.batch_size < 1:
-    raise ConfigError('train.steps and train.batch_size must be positive')
-  if config.data.prefetch_batches < 1:
-    raise ConfigError('data.prefetch_batches must be at least 1')
-  if config.data.in_memory_mib < 0:
-    raise ConfigError('data.in_memory_mib must be >= 0 (0 reads every batch from disk)')
-  if config.data.eval_batch_size < 1:
-    raise ConfigError('data.eval_batch_size must be positive')
-  if config.mesh.data == 0 or config.mesh.data < -1 or config.mesh.fsdp < 1:
-    raise ConfigError(f'mesh.data={config.mesh.data} must be -1 (all devices) or positive, '
-                      f'and mesh.fsdp={config.mesh.fsdp} positive')
-  if not 0.0 <= config.train.ema_decay < 1.0:
-    raise ConfigError(f'train.ema_decay={config.train.ema_decay} must be in [0, 1)')
-  for field in ('mixup_alpha', 'cutmix_alpha'):
-    if config.train[field] < 0:
-      raise ConfigError(f'train.{field}={config.train[field]} must be >= 0 (0: off)')
-  from medjax import data, models, tta  # the registries (imports JAX)
-  from medjax.train import solvers
+    if not all(math.isfinite(v) for v in _numbers(value)):
+      raise ConfigError(f'config field {name!r} must be a finite number, got {value!r}')
+  fields = flatten(config)
+  for name, (test, wanted) in CORE_RANGES.items():
+    if not test(fields[name]):
+      raise ConfigError(f'{name}={fields[name]!r} must be {wanted}')
+  if config.mesh.data == 0 or config.mesh.data < -1:
+    raise ConfigError(f'mesh.data={config.mesh.data} must be -1 (all devices) or positive')
+  from medjax import clinical, data, explain, models, tta  # the registries (imports JAX)
+  from medjax.train import solvers, state, step
+  choices = {'optim.name': state.OPTIMIZERS, 'optim.schedule': state.SCHEDULES,
+             'train.nonfinite': step.NONFINITE_MODES, 'train.class_weights': step.CLASS_WEIGHTS,
+             'eval.operating_rule': clinical.OPERATING_RULES}
+  for name, allowed in choices.items():
+    if fields[name] not in allowed:
+      raise ConfigError(f'{name}={fields[name]!r} is not one of {allowed}')
+  methods = [m.strip() for m in config.explain.methods.split(',') if m.strip()]
+  if sorted(set(methods) - set(explain.METHODS)):
+    raise ConfigError(f'explain.methods={config.explain.methods!r}: each must be one of '
+                      f'{explain.METHODS}')
   solvers.check_config(config.train)
   tta.check_config(config.eval.tta)
   data.check_config(config.data)

@@ -2,6 +2,7 @@
 import importlib
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -42,8 +43,8 @@ def test_config_files_validate_and_name_their_command(path):
     (['--config.data.name=ucr/ECG5000', '--config.model.name=rocket',
       '--config.model.rocket.kernels=0'], 'model.rocket.kernels=0 must be positive'),
     (['--mode=serve'], 'serve'),
-    (['--config.data.prefetch_batches=0'], 'data.prefetch_batches must be at least 1'),
-    (['--config.data.in_memory_mib=-1'], 'data.in_memory_mib must be >= 0'),
+    (['--config.data.prefetch_batches=0'], 'data.prefetch_batches=0 must be at least 1'),
+    (['--config.data.in_memory_mib=-1'], 'data.in_memory_mib=-1.0 must be >= 0'),
     (['--config.train.ema_decay=1.5'], 'train.ema_decay=1.5 must be in [0, 1)'),
     (['--config.train.solver=newton'], "train.solver='newton' is not one of"),
     (['--config.data.name=medmnist3d/nosuch'], 'medmnist3d/nosuch: unknown'),
@@ -55,6 +56,35 @@ def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('medjax: error:') and message in lines[0], lines
   assert not (workdir / 'eval').exists()
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('optim.name', 'adagrad', "optim.name='adagrad' is not one of"),
+    ('optim.schedule', 'step', "optim.schedule='step' is not one of"),
+    ('optim.learning_rate', float('nan'), "'optim.learning_rate' must be a finite number"),
+    ('optim.learning_rate', 0.0, 'optim.learning_rate=0.0 must be positive'),
+    ('optim.momentum', 1.0, 'optim.momentum=1.0 must be in [0, 1)'),
+    ('train.label_smoothing', 1.0, 'train.label_smoothing=1.0 must be in [0, 1)'),
+    ('train.eval_every', 0, 'train.eval_every=0 must be positive'),
+    ('train.microbatches', 0, 'train.microbatches=0 must be positive'),
+    ('train.nonfinite', 'ignore', "train.nonfinite='ignore' is not one of"),
+    ('train.class_weights', 'inverse', "train.class_weights='inverse' is not one of"),
+    ('eval.operating_rule', 'f1', "eval.operating_rule='f1' is not one of"),
+    ('eval.confidence', 95.0, 'eval.confidence=95.0 must be in (0, 1)'),
+    ('eval.bootstrap_resamples', 0, 'eval.bootstrap_resamples=0 must be positive'),
+    ('explain.methods', 'gradients,lime', "explain.methods='gradients,lime'"),
+    ('data.augment.rotation_degrees', float('inf'), 'must be a finite number, got inf'),
+])
+def test_bad_core_values_are_refused_before_any_data(field, value, message):
+  config = importlib.import_module('configs.breast_cnn').get_config()
+  config_lib.validate(config)
+  section, _, leaf = field.rpartition('.')
+  node = config
+  for part in section.split('.'):
+    node = node[part]
+  node[leaf] = value
+  with pytest.raises(config_lib.ConfigError, match=re.escape(message)):
+    config_lib.validate(config)
 
 
 @pytest.mark.parametrize('config_text,message', [

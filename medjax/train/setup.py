@@ -32,18 +32,13 @@ class Experiment:
   select_metric: str         # the validation metric of the best checkpoint
 
 
-NONFINITE_MODES = ('stop', 'skip')
-
-
 def _check_train_config(config, mesh, task):
-  """Fails early, naming the field, on settings the step cannot honour."""
+  """Fails early, naming the field, on settings the step cannot honour on this mesh
+  and task (the rest of the config was checked before: medjax/config.py)."""
   microbatches, devices = config.train.microbatches, mesh.devices.size
-  if microbatches < 1 or config.train.batch_size % (microbatches * devices):
+  if config.train.batch_size % (microbatches * devices):
     raise ConfigError(f'train.batch_size={config.train.batch_size} must be divisible by '
                       f'train.microbatches={microbatches} x the {devices} devices of the mesh')
-  if config.train.nonfinite not in NONFINITE_MODES:
-    raise ConfigError(f'train.nonfinite={config.train.nonfinite!r} is not one of '
-                      f'{NONFINITE_MODES}')
   mixing.check_inputs(config.train, task)
 
 

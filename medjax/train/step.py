@@ -12,13 +12,17 @@ from medjax.data.task import Task
 from medjax.train import mixing
 
 
+CLASS_WEIGHTS = ('none', 'balanced')
+NONFINITE_MODES = ('stop', 'skip')  # a NaN/Inf loss or gradient: stop, or skip the update
+
+
 def class_weights(task: Task, mode: str) -> np.ndarray:
   """Per-class loss weights: 'none' (all 1) or 'balanced' (n / (K * n_k), as scikit-learn)."""
   counts = np.asarray(task.class_counts, np.float64)
   if mode == 'none' or task.multilabel:
     return np.ones(task.num_classes, np.float32)
   if mode != 'balanced':
-    raise ValueError(f"train.class_weights={mode!r} is not one of ('none', 'balanced')")
+    raise ValueError(f'train.class_weights={mode!r} is not one of {CLASS_WEIGHTS}')
   return (counts.sum() / (len(counts) * np.maximum(counts, 1))).astype(np.float32)
 
 
