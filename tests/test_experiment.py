@@ -58,7 +58,7 @@ def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
   assert not (workdir / 'eval').exists()
 
 
-@pytest.mark.parametrize('field,value,message', [
+@pytest.mark.parametrize('case', [  # field, value, message[, the config file changed]
     ('optim.name', 'adagrad', "optim.name='adagrad' is not one of"),
     ('optim.schedule', 'step', "optim.schedule='step' is not one of"),
     ('optim.learning_rate', float('nan'), "'optim.learning_rate' must be a finite number"),
@@ -74,9 +74,14 @@ def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
     ('eval.bootstrap_resamples', 0, 'eval.bootstrap_resamples=0 must be positive'),
     ('explain.methods', 'gradients,lime', "explain.methods='gradients,lime'"),
     ('data.augment.rotation_degrees', float('inf'), 'must be a finite number, got inf'),
+    ('data.augment.zoom', 1.5, 'data.augment.zoom=1.5 must be in [0, 1)'),
+    ('data.augment.noise_std', -0.1, 'data.augment.noise_std=-0.1 must be >= 0'),
+    ('data.ucr.split_seed', -1, 'data.ucr.split_seed=-1 must be >= 0', 'ecg5000_resnet1d'),
+    ('data.mitdb.leads', 'MLII,V6', "data.mitdb.leads: ['V6'] not among", 'mitdb_resnet1d'),
 ])
-def test_bad_core_values_are_refused_before_any_data(field, value, message):
-  config = importlib.import_module('configs.breast_cnn').get_config()
+def test_bad_values_are_refused_before_any_data(case):
+  field, value, message, *config_file = case
+  config = importlib.import_module(f'configs.{(config_file or ["breast_cnn"])[0]}').get_config()
   config_lib.validate(config)
   section, _, leaf = field.rpartition('.')
   node = config

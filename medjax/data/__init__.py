@@ -21,6 +21,7 @@ from absl import logging as absl_logging
 from medjax.config import ConfigError
 from medjax.data import sources as sources_lib
 from medjax.data.families import FAMILIES
+from medjax.data import modalities
 from medjax.data.modalities import MODALITIES
 from medjax.data.task import InputSpec, Task
 
@@ -43,9 +44,11 @@ def family_of(data_name: str):
 
 
 def check_config(data_config) -> None:
-  """Refuses an unknown family or data set, or a bad family field, before preparing."""
+  """Refuses an unknown family or data set, a bad family or augmentation field, before
+  preparing."""
   family, dataset = family_of(data_config.name)
   family.check_config(dataset, data_config)
+  modalities.check_config(data_config.augment)
 
 
 def _class_counts(source, kind: str, num_classes: int) -> tuple[int, ...]:

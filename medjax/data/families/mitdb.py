@@ -93,6 +93,10 @@ def split_records(cfg) -> dict[str, tuple[int, ...]]:
   return splits
 
 
+# The leads of the database's records (every record has two of them; most MLII and V1).
+RECORDED_LEADS = ('MLII', 'V1', 'V2', 'V4', 'V5')
+
+
 def leads_of(cfg) -> tuple[str, ...]:
   return tuple(lead.strip() for lead in cfg.leads.split(',') if lead.strip())
 
@@ -106,6 +110,10 @@ def check_config(dataset: str, data_config) -> None:
     raise ConfigError('data.mitdb.window_before and window_after must be positive')
   if not leads_of(cfg):
     raise ConfigError('data.mitdb.leads names no lead')
+  unknown = sorted(set(leads_of(cfg)) - set(RECORDED_LEADS))
+  if unknown:
+    raise ConfigError(f'data.mitdb.leads: {unknown} not among the leads MIT-BIH records '
+                      f'have {RECORDED_LEADS}')
   split_records(cfg)
 
 

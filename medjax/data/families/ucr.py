@@ -35,6 +35,8 @@ def check_config(dataset: str, data_config) -> None:
                       'digits, - and _ (e.g. ucr/ECG5000)')
   if not 0.0 < data_config.ucr.val_fraction < 1.0:
     raise ConfigError(f'data.ucr.val_fraction={data_config.ucr.val_fraction} must be in (0, 1)')
+  if data_config.ucr.split_seed < 0:
+    raise ConfigError(f'data.ucr.split_seed={data_config.ucr.split_seed} must be >= 0')
 
 
 def _fill_gaps(series: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ CONFIG = {
     'data.augment.brightness': 0.0,        # additive, uniform in [-b, b] (pixels in [0, 1])
     'data.augment.contrast': 0.0,          # factor uniform in [1 - c, 1 + c]
 }
+AUGMENT_BOUNDS = {'rotation_degrees': (0.0, None), 'zoom': (0.0, 1.0),
+                  'translate': (0.0, 1.0), 'brightness': (0.0, None), 'contrast': (0.0, 1.0)}
 POSITIONAL = True  # the axes between batch and channels are positions (CutMix boxes)
 STANDARDISED = False
 BLACK = -1.0  # a black pixel after normalisation: the integrated-gradients baseline

@@ -22,6 +22,8 @@ CONFIG = {
     'data.augment.time_shift': 0.0,
     'data.augment.baseline_wander': 0.0,
 }
+AUGMENT_BOUNDS = {'amplitude_scale': (0.0, 1.0), 'noise_std': (0.0, None),
+                  'time_shift': (0.0, 1.0), 'baseline_wander': (0.0, None)}
 POSITIONAL = True  # the axes between batch and channels are positions (CutMix boxes)
 STANDARDISED = True
 BLACK = 0.0  # the training mean: the integrated-gradients baseline
