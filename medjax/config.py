@@ -97,8 +97,8 @@ CORE_RANGES = {
 def validate(config) -> None:
   """Unknown fields, wrong types and bad values (of the core and of the data family
   and model the config names) -> ConfigError, before any data set is prepared."""
-  schema = flatten(common.get_config())
-  for name, value in sorted(flatten(config).items()):
+  schema, fields = flatten(common.get_config()), flatten(config)
+  for name, value in sorted(fields.items()):
     if name not in schema:
       raise ConfigError(f'unknown config field {name!r}')
     default = schema[name]
@@ -107,7 +107,6 @@ def validate(config) -> None:
                         f'got {type(value).__name__} {value!r}')
     if not all(math.isfinite(v) for v in _numbers(value)):
       raise ConfigError(f'config field {name!r} must be a finite number, got {value!r}')
-  fields = flatten(config)
   for name, (test, wanted) in CORE_RANGES.items():
     if not test(fields[name]):
       raise ConfigError(f'{name}={fields[name]!r} must be {wanted}')
@@ -122,7 +121,7 @@ def validate(config) -> None:
     if fields[name] not in allowed:
       raise ConfigError(f'{name}={fields[name]!r} is not one of {allowed}')
   methods = [m.strip() for m in config.explain.methods.split(',') if m.strip()]
-  if sorted(set(methods) - set(explain.METHODS)):
+  if set(methods) - set(explain.METHODS):
     raise ConfigError(f'explain.methods={config.explain.methods!r}: each must be one of '
                       f'{explain.METHODS}')
   solvers.check_config(config.train)

@@ -205,8 +205,8 @@ def _mean_of_members(member_outputs: list[dict], task) -> dict:
   for other in member_outputs[1:]:
     for key in ('index', 'label', 'group'):
       if key in first and not np.array_equal(other.get(key), first[key]):
-        raise ValueError(f"ensemble members' splits hold different examples (their {key}s "
-                         'differ): train every member on the same data split')
+        raise ValueError(f"ensemble members' splits hold different examples (their {key} "
+                         'values differ): train every member on the same data split')
   probs = np.mean([o['probs'].astype(np.float64) for o in member_outputs], axis=0)
   clipped = np.clip(probs, 1e-12, 1 - 1e-12)
   labels = first['label']

@@ -96,5 +96,5 @@ def test_members_with_other_examples_are_refused(key):
   np.testing.assert_allclose(mean['probs'], [[0.75, 0.25], [0.25, 0.75], [0.25, 0.75], [0.75, 0.25]])
   other = {'index': np.array([0, 1, 3, 2]), 'label': np.array([0, 1, 1, 0]),
            'group': np.array([100, 101, 100, 101])}[key]
-  with pytest.raises(ValueError, match=f'their {key}s differ'):
+  with pytest.raises(ValueError, match=f'their {key} values differ'):
     evaluate._mean_of_members([outputs(), outputs(**{key: other})], task)
