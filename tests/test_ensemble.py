@@ -93,7 +93,8 @@ def test_members_with_other_examples_are_refused(key):
     return {**base, **changed}
   task = types.SimpleNamespace(multilabel=False)
   mean = evaluate._mean_of_members([outputs(), outputs(probs=np.eye(2)[[0, 1, 1, 0]])], task)
-  np.testing.assert_allclose(mean['probs'], [[0.75, 0.25], [0.25, 0.75], [0.25, 0.75], [0.75, 0.25]])
+  np.testing.assert_allclose(mean['probs'],
+                             [[0.75, 0.25], [0.25, 0.75], [0.25, 0.75], [0.75, 0.25]])
   other = {'index': np.array([0, 1, 3, 2]), 'label': np.array([0, 1, 1, 0]),
            'group': np.array([100, 101, 100, 101])}[key]
   with pytest.raises(ValueError, match=f'their {key} values differ'):

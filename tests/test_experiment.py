@@ -58,7 +58,7 @@ def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
   assert not (workdir / 'eval').exists()
 
 
-@pytest.mark.parametrize('case', [  # field, value, message[, the config file changed]
+@pytest.mark.parametrize('case', [  # field, value, message[, config file]
     ('optim.name', 'adagrad', "optim.name='adagrad' is not one of"),
     ('optim.schedule', 'step', "optim.schedule='step' is not one of"),
     ('optim.learning_rate', float('nan'), "'optim.learning_rate' must be a finite number"),
