@@ -120,10 +120,7 @@ def validate(config) -> None:
   for name, allowed in choices.items():
     if fields[name] not in allowed:
       raise ConfigError(f'{name}={fields[name]!r} is not one of {allowed}')
-  methods = [m.strip() for m in config.explain.methods.split(',') if m.strip()]
-  if set(methods) - set(explain.METHODS):
-    raise ConfigError(f'explain.methods={config.explain.methods!r}: each must be one of '
-                      f'{explain.METHODS}')
+  explain.configured_methods(config.explain.methods)
   solvers.check_config(config.train)
   tta.check_config(config.eval.tta)
   data.check_config(config.data)

@@ -267,10 +267,7 @@ def saliency_options(config) -> dict:
 
 def saliency_methods(config) -> list[str]:
   """The configured methods this model supports (Grad-CAM needs a tapped CNN/ResNet)."""
-  methods = [m.strip() for m in config.explain.methods.split(',') if m.strip()]
-  unknown = sorted(set(methods) - set(explain.METHODS))
-  if unknown:
-    raise ValueError(f'explain.methods: {unknown} not among {explain.METHODS}')
+  methods = explain.configured_methods(config.explain.methods)
   if not hasattr(ENCODERS[config.model.name], 'GRAD_CAM_LAYER') and not config.explain.layer:
     methods = [m for m in methods if m != 'grad_cam']
   return methods

@@ -20,7 +20,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from medjax.config import ConfigError
+
 METHODS = ('gradients', 'smoothgrad', 'integrated_gradients', 'grad_cam')
+
+
+def configured_methods(value: str) -> list[str]:
+  """The methods of an `explain.methods` value (comma separated); ConfigError for one
+  that is not among METHODS."""
+  methods = [m.strip() for m in value.split(',') if m.strip()]
+  if set(methods) - set(METHODS):
+    raise ConfigError(f'explain.methods={value!r}: each must be one of {METHODS}')
+  return methods
 
 
 def _normalise(maps):
