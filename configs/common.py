@@ -31,6 +31,11 @@ def get_config():
   config.data.prefetch_batches = 8            # training batches prepared ahead (>= 1)
   config.data.in_memory_mib = 2048.0          # splits up to this size are decoded into memory once
   config.data.augment = ml_collections.ConfigDict()  # fields: one set per modality
+  # Validation by k-fold cross-validation of the training data (families that support
+  # it: `CROSS_VALIDATES` in their module): fold `cv_fold` of `cv_folds` is the
+  # validation split. 0 folds = the family's own validation split.
+  config.data.cv_folds = 0
+  config.data.cv_fold = 0
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'cnn'                   # the encoder (medjax/models/encoders/)

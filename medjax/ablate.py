@@ -8,7 +8,8 @@
   python -m medjax.ablate experiments/medmnist_v2.py --workdir=... --publish=experiments/results/X
 
 Each run is an ordinary `python -m medjax.experiment` process writing
-`<workdir>/<variant>/seed<k>/` (its output in `run.log` there); ensemble variants
+`<workdir>/<variant>/seed<k>/` (`fold<k>/` for a cross-validated variant; its output
+in `run.log` there); ensemble variants
 (`Variant.ensemble_of`) are evaluated after the training runs, in
 `<workdir>/<variant>/ensemble<k>/`. Finished runs
 (with `eval/test/metrics.json`) are skipped, so a stopped sweep continues where it

@@ -82,6 +82,8 @@ CORE_RANGES = {
     'data.eval_batch_size': (_at_least(1), 'positive'),
     'data.prefetch_batches': (_at_least(1), 'at least 1'),
     'data.in_memory_mib': (_at_least(0.0), '>= 0 (0 reads every batch from disk)'),
+    'data.cv_folds': (lambda value: value == 0 or value >= 2, '0 (off) or at least 2'),
+    'data.cv_fold': (_at_least(0), '>= 0'),
     'eval.operating_target': (_in(0.0, 1.0, high_included=True), 'in [0, 1]'),
     'eval.bootstrap_resamples': (_at_least(1), 'positive'),
     'eval.confidence': (lambda value: 0.0 < value < 1.0, 'in (0, 1)'),

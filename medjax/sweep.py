@@ -28,6 +28,13 @@ of its seed group, e.g. unlike models trained with the same seed.
 Its overrides may change only how the members are evaluated (`EVAL_OVERRIDES`): with
 `{'eval.tta': 'hflip'}` and `ensemble_seeds=((0,), (1,), (2,))` it is each trained run
 evaluated again with test-time views, without training anything.
+
+A variant with `cv_folds=k` is cross-validated: its runs, `<workdir>/<variant>/fold<i>`,
+are validated on fold i of a k-fold partition of the training data (`data.cv_folds`,
+`data.cv_fold`; the data family must support it) and trained with seed i, so its mean
+validation figure is measured on every training example once. An ensemble of such
+variants (their runs of fold i together: `ensemble_seeds=((0,), ..., (k - 1,))`) is
+cross-validated too. The tables choose among the rows of one validation protocol.
 """
 import dataclasses
 import importlib.util
@@ -52,6 +59,7 @@ class Variant:
                                  # ensembles; train nothing
   ensemble_seeds: tuple = ()     # the seed groups, one ensemble each; () = all its members'
   seeds: tuple = ()              # a trained variant's own seeds; () = the sweep's
+  cv_folds: int = 0              # > 0: one run per fold of a cross-validation (seed = fold)
 
   @property
   def ensembled(self) -> tuple[str, ...]:
@@ -102,6 +110,11 @@ class Run:
   def name(self) -> str:
     return f'{self.variant.name}/{self.workdir.name}'
 
+  @property
+  def fold(self) -> bool:
+    """Whether this training run is one fold of a cross-validated variant."""
+    return bool(self.variant.cv_folds) and not self.members
+
   def command_args(self) -> list[str]:
     """The `medjax.experiment` arguments of this run."""
     if self.members:
@@ -110,6 +123,8 @@ class Run:
               [f'{EVAL_OVERRIDES[field]}={value}'
                for field, value in self.variant.overrides.items()])
     overrides = {**self.variant.overrides, 'seed': self.seed}
+    if self.fold:
+      overrides.update({'data.cv_folds': self.variant.cv_folds, 'data.cv_fold': self.seed})
     return ([f'--config={self.config_file}', f'--workdir={self.workdir}'] +
             [f'--config.{field}={_flag_value(value)}' for field, value in overrides.items()])
 
@@ -171,9 +186,12 @@ def check(sweep: Sweep, source) -> None:
       if len(set(variant.ensembled)) < len(variant.ensembled):
         raise SweepError(f'{source}: variant {variant.name!r}: ensemble_of='
                          f'{variant.ensemble_of!r} names a variant twice')
-      if variant.seeds:
+      if variant.seeds or variant.cv_folds:
         raise SweepError(f'{source}: variant {variant.name!r}: an ensemble variant has no seeds '
-                         f'of its own (its runs are ensemble_seeds groups)')
+                         f'or folds of its own (its runs are ensemble_seeds groups)')
+      if len({variant_of[name].cv_folds for name in variant.ensembled}) > 1:
+        raise SweepError(f'{source}: variant {variant.name!r}: its members are validated '
+                         f'differently (cv_folds), so their runs hold other validation examples')
       common_seeds = _members_seeds(sweep, variant, variant_of)
       if any(set(group) - set(common_seeds) or not group for group in variant.ensemble_seeds):
         raise SweepError(f'{source}: variant {variant.name!r}: ensemble_seeds '
@@ -185,11 +203,16 @@ def check(sweep: Sweep, source) -> None:
                          f'nothing, so it cannot override {trained_fields}; it may override '
                          f'{sorted(EVAL_OVERRIDES)}')
     parts = variant.name.split('/')
-    if any(part in ('', '.', '..') or part.startswith('seed') for part in parts):
+    if any(part in ('', '.', '..') or part.startswith(('seed', 'fold', 'ensemble'))
+           for part in parts):
       raise SweepError(f'{source}: variant name {variant.name!r} cannot be a folder name')
     for field in variant.overrides:
       if field not in config_lib.flatten(schema):
         raise SweepError(f'{source}: variant {variant.name!r}: unknown config field {field!r}')
+    if variant.cv_folds and (variant.cv_folds < 2 or variant.seeds or
+                             {'data.cv_folds', 'data.cv_fold'} & set(variant.overrides)):
+      raise SweepError(f'{source}: variant {variant.name!r}: cv_folds={variant.cv_folds} must be '
+                       'at least 2, and sets the seeds and data.cv_fold(s) itself')
     config_file = variant.config or sweep.base
     if not pathlib.Path(config_file).is_file():
       raise SweepError(f'{source}: variant {variant.name!r}: config file {config_file} not found')
@@ -202,8 +225,19 @@ def check(sweep: Sweep, source) -> None:
 
 
 def seeds_of(sweep: Sweep, variant: Variant) -> tuple:
-  """The seeds a trained variant runs with."""
-  return variant.seeds or sweep.seeds
+  """The seeds a trained variant runs with (a cross-validated one's: its folds)."""
+  return tuple(range(variant.cv_folds)) or variant.seeds or sweep.seeds
+
+
+def validation_of(variant: Variant, variant_of: dict) -> str:
+  """How a variant's runs are validated: '' (the data set's validation split) or
+  'k-fold CV' (an ensemble variant: as its members are)."""
+  folds = variant_of[variant.ensembled[0]].cv_folds if variant.ensemble_of else variant.cv_folds
+  return f'{folds}-fold CV' if folds else ''
+
+
+def _run_folder(variant: Variant, seed: int) -> str:
+  return f'fold{seed}' if variant.cv_folds else f'seed{seed}'
 
 
 def _members_seeds(sweep: Sweep, variant: Variant, variant_of: dict) -> tuple:
@@ -220,11 +254,12 @@ def runs(sweep: Sweep, workdir) -> list[Run]:
   for variant in sweep.variants:
     if not variant.ensemble_of:
       listed += [Run(variant, seed, variant.config or sweep.base,
-                     workdir / variant.name / f'seed{seed}') for seed in seeds_of(sweep, variant)]
+                     workdir / variant.name / _run_folder(variant, seed))
+                 for seed in seeds_of(sweep, variant)]
       continue
     groups = variant.ensemble_seeds or (_members_seeds(sweep, variant, variant_of),)
     for number, group in enumerate(groups):
-      members = tuple(workdir / name / f'seed{seed}'
+      members = tuple(workdir / name / _run_folder(variant_of[name], seed)
                       for name in variant.ensembled for seed in group)
       listed.append(Run(variant, number, '', workdir / variant.name / f'ensemble{number}',
                         members))

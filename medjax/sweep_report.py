@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from medjax import clinical, files, report  # noqa: E402
-from medjax.sweep import TEST_METRICS_FILE  # noqa: E402
+from medjax.sweep import TEST_METRICS_FILE, validation_of  # noqa: E402
 from medjax.train import objectives  # noqa: E402
 
 # Column names of results.md; a sweep names its columns (`Sweep.table_metrics`) and the
@@ -143,8 +143,9 @@ def collect(sweep, runs) -> list[dict]:
               for name, by_seed in grouped.items()}
   data_of = {name: next((v['data'] for v in values.values() if v), '')
              for name, values in finished.items()}
-  baseline_of_data = {data_of[name]: name for name in sweep.baselines}
   variant_of = {variant.name: variant for variant in sweep.variants}
+  validated_by = {name: validation_of(variant_of[name], variant_of) for name in grouped}
+  baseline_of_data = {(data_of[name], validated_by[name]): name for name in sweep.baselines}
   rows = []
   for name, by_seed in grouped.items():
     done = [v for v in finished[name].values() if v]
@@ -155,12 +156,14 @@ def collect(sweep, runs) -> list[dict]:
            'num_params': done[0]['num_params'] if done else None,
            'train_seconds': summarise([v['train_seconds'] for v in done]),
            'validation': summarise([v['validation'] for v in done]),
-           'select_metric': next((v['select_metric'] for v in done if v['select_metric']), '')}
+           'select_metric': next((v['select_metric'] for v in done if v['select_metric']), ''),
+           'validated_by': validated_by[name]}
     metric_names = list(sweep.table_metrics) + sorted(
         {m for v in done for m in v['values']} - set(sweep.table_metrics))
     row['metrics'] = {m: summarise([v['values'].get(m) for v in done]) for m in metric_names
                       if any(m in v['values'] for v in done)}
-    baseline = variant_of[name].baseline or baseline_of_data.get(data_of[name])
+    baseline = (variant_of[name].baseline or
+                baseline_of_data.get((data_of[name], validated_by[name])))
     # An ensemble's runs are not seeds: there is nothing to pair them with.
     comparison = (compare(by_seed, grouped[baseline], metric=sweep.metric)
                   if baseline and baseline != name and done
@@ -173,15 +176,19 @@ def collect(sweep, runs) -> list[dict]:
 
 
 def chosen(rows) -> list[tuple[str, dict | None, str, dict | None]]:
-  """The study's rule, applied: per data set, (data, row, '', runner-up) for the row
+  """The study's rule, applied: per data set and validation protocol (the data set's
+  validation split, or a cross-validation), (data, row, '', runner-up) for the row
   whose mean validation figure is best among the rows with every seed finished (the
   runner-up: the next best, None if alone), or (data, None, why, None) where those
   rows cannot be compared (a row without a validation figure, or rows chosen by
-  different metrics). Test columns play no part; ties keep the row listed first."""
+  different metrics). `data` names the protocol where it is a cross-validation
+  ('ucr/ECG5000 (5-fold CV)'). Test columns play no part; ties keep the row listed
+  first."""
   by_data = {}
   for row in rows:
     if row['finished'] and row['finished'] == row['seeds']:
-      by_data.setdefault(row['data'], []).append(row)
+      protocol = f' ({row["validated_by"]})' if row['validated_by'] else ''
+      by_data.setdefault(row['data'] + protocol, []).append(row)
   choices = []
   for data, candidates in by_data.items():
     without = [row['variant'] for row in candidates if row['validation']['n'] < row['finished']]
@@ -235,8 +242,11 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
            'balanced accuracy; jκ the AAMI beat index. Validation: the mean over seeds of '
            'the validation figure each run\'s checkpoint was chosen by (an ensemble\'s: that '
            'figure of its mean prediction; recipes are compared on it, not on the test '
-           'columns). Comparisons are '
-           'with the baseline of the same data set (or the variant named in the cell): '
+           'columns). A cross-validated row (k-fold CV) has one run per fold of the training '
+           'data, validated on that fold and trained with its own seed: its validation '
+           'figure is measured on every training example once. Comparisons are '
+           'with the baseline of the same data set and validation (or the variant named in '
+           'the cell): '
            f'difference of mean {name}, paired t-test '
            'over seeds, and DeLong\'s test on the seed-averaged test probabilities (AUC of '
            'binary tasks).', '']
@@ -253,6 +263,8 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
     runs_cell = f'{row["finished"]}/{row["seeds"]}'
     if row['ensemble_size']:
       runs_cell += f' ensembles of {row["ensemble_size"]}'
+    if row['validated_by']:
+      runs_cell += f' ({row["validated_by"]})'
     cells = [row['variant'], row['data'].split('/')[-1], runs_cell,
              f'{row["num_params"]:,}' if row['num_params'] else '-']
     cells += _metric_cells(row, sweep.table_metrics)
@@ -272,7 +284,8 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
       cells += ['(baseline)' if row['variant'] in sweep.baselines else '-', '-', '-']
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines += ['', '## Chosen on validation', '',
-            'Per data set, the row with the best mean validation figure (its selection '
+            'Per data set (and per validation protocol where rows are cross-validated), the '
+            'row with the best mean validation figure (its selection '
             'metric) among the rows with every seed finished: the recipe this study keeps; '
             'beside it the runner-up on validation, to show by how much it was chosen.', '',
             '| data | chosen | validation (selection metric) | runner-up (validation) | ' +
@@ -312,7 +325,7 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
 def csv_text(rows) -> str:
   metric_names = sorted({m for row in rows for m in row['metrics']})
   header = ['variant', 'data', 'finished', 'seeds', 'num_params', 'train_seconds_mean',
-            'select_metric', 'validation_mean']
+            'select_metric', 'validated_by', 'validation_mean']
   for m in metric_names:
     header += [f'{m}_mean', f'{m}_std', f'{m}_ci_low', f'{m}_ci_high']
   header += ['baseline', 'difference', 'ttest_p', 'delong_p', 'delong_ci_low',
@@ -322,7 +335,8 @@ def csv_text(rows) -> str:
   writer.writerow(header)
   for row in rows:
     cells = [row['variant'], row['data'], row['finished'], row['seeds'], row['num_params'],
-             row['train_seconds']['mean'], row['select_metric'], row['validation']['mean']]
+             row['train_seconds']['mean'], row['select_metric'], row['validated_by'],
+             row['validation']['mean']]
     for m in metric_names:
       s = row['metrics'].get(m, summarise([]))
       cells += [s['mean'], s['std'], *s['ci']]

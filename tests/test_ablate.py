@@ -95,10 +95,11 @@ def test_the_table_has_one_row_per_variant(swept):
   assert (folder / 'out' / 'results.png').stat().st_size > 0
 
 
-def _row(variant, data, validation, metric='auc', finished=2):
+def _row(variant, data, validation, metric='auc', finished=2, validated_by=''):
   """A row of `sweep_report.collect` as `chosen` reads it: 2 seeds, `finished` of them."""
   return {'variant': variant, 'data': data, 'finished': finished, 'seeds': 2,
-          'select_metric': metric, 'validation': sweep_report.summarise(validation)}
+          'select_metric': metric, 'validation': sweep_report.summarise(validation),
+          'validated_by': validated_by}
 
 
 def test_the_chosen_recipe_is_the_best_validation_of_comparable_finished_rows():
@@ -117,6 +118,11 @@ def test_the_chosen_recipe_is_the_best_validation_of_comparable_finished_rows():
           _row('s', 'u', [0.5, 0.5])]
   assert [(row['variant'], runner_up and runner_up['variant'])
           for _, row, _, runner_up in sweep_report.chosen(tied)] == [('p', 'q'), ('s', None)]
+  # Cross-validated rows are compared with each other, not with the holdout's rows.
+  protocols = [_row('a', 'x', [0.9, 0.9]), _row('b', 'x', [0.8, 0.8], validated_by='2-fold CV'),
+               _row('c', 'x', [0.85, 0.85], validated_by='2-fold CV')]
+  assert [(data, row['variant']) for data, row, _, _ in sweep_report.chosen(protocols)] == [
+      ('x', 'a'), ('x (2-fold CV)', 'c')]
 
 
 def test_the_statistics_match_a_direct_computation(swept):
@@ -353,8 +359,36 @@ def test_a_variant_with_its_own_seeds_gives_independent_ensembles(tmp_path):
   with pytest.raises(sweep.SweepError, match=re.escape('seeds (0, 1, 2) its members')):
     sweep.check(dataclasses.replace(loaded, variants=loaded.variants[:4] + (beyond,)), 'test')
   seeded = sweep.Variant('a-all', ensemble_of='a', seeds=(0,))
-  with pytest.raises(sweep.SweepError, match='an ensemble variant has no seeds of its own'):
+  with pytest.raises(sweep.SweepError, match='an ensemble variant has no seeds or folds of its own'):
     sweep.check(dataclasses.replace(loaded, variants=loaded.variants[:2] + (seeded,)), 'test')
+
+
+def test_a_cross_validated_variant_runs_one_fold_each_and_ensembles_fold_by_fold(tmp_path):
+  loaded = sweep.Sweep(base='configs/ecg5000_resnet1d.py', seeds=(0, 1), variants=(
+      sweep.Variant('a'), sweep.Variant('a-cv', cv_folds=3),
+      sweep.Variant('b-cv', {'model.name': 'linear'}, cv_folds=3),
+      sweep.Variant('ab-cv', ensemble_of=('a-cv', 'b-cv'), ensemble_seeds=((0,), (1,), (2,)))))
+  sweep.check(loaded, 'test')
+  listed = sweep.runs(loaded, tmp_path)
+  assert [run.name for run in listed] == [
+      'a/seed0', 'a/seed1', 'a-cv/fold0', 'a-cv/fold1', 'a-cv/fold2', 'b-cv/fold0',
+      'b-cv/fold1', 'b-cv/fold2', 'ab-cv/ensemble0', 'ab-cv/ensemble1', 'ab-cv/ensemble2']
+  assert listed[4].command_args()[2:] == ['--config.seed=2', '--config.data.cv_folds=3',
+                                          '--config.data.cv_fold=2']
+  assert listed[0].command_args()[2:] == ['--config.seed=0']
+  assert listed[-1].members == (tmp_path / 'a-cv' / 'fold2', tmp_path / 'b-cv' / 'fold2')
+  variant_of = {variant.name: variant for variant in loaded.variants}
+  assert [sweep.validation_of(variant, variant_of) for variant in loaded.variants] == [
+      '', '3-fold CV', '3-fold CV', '3-fold CV']
+  mixed = sweep.Variant('a+a-cv', ensemble_of=('a', 'a-cv'), ensemble_seeds=((0,),))
+  with pytest.raises(sweep.SweepError, match='its members are validated differently'):
+    sweep.check(dataclasses.replace(loaded, variants=loaded.variants[:2] + (mixed,)), 'test')
+  for bad in (sweep.Variant('c', cv_folds=1), sweep.Variant('c', cv_folds=3, seeds=(0,)),
+              sweep.Variant('c', {'data.cv_fold': 1}, cv_folds=3)):
+    with pytest.raises(sweep.SweepError, match='sets the seeds and data.cv_fold'):
+      sweep.check(dataclasses.replace(loaded, variants=(bad,)), 'test')
+  with pytest.raises(sweep.SweepError, match='cannot be a folder name'):
+    sweep.check(dataclasses.replace(loaded, variants=(sweep.Variant('x/fold1'),)), 'test')
 
 
 def test_product_names_and_merges_overrides():

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import medjax.data
+from medjax.config import ConfigError
 from medjax.data import sources
 from medjax.data.families import ucr
 from tests.conftest import small_config
@@ -86,3 +87,46 @@ def test_stratified_holdout_is_seeded():
   np.testing.assert_array_equal(a, ucr.stratified_holdout(labels, 0.2, 0))
   assert not np.array_equal(a, b)
   assert [int(a[labels == k].sum()) for k in range(3)] == [10, 6, 4]
+
+
+def test_stratified_folds_are_seeded_balanced_and_stratified():
+  labels = np.repeat([0, 1, 2], [52, 31, 17])
+  folds = ucr.stratified_folds(labels, 5, seed=0)
+  np.testing.assert_array_equal(folds, ucr.stratified_folds(labels, 5, seed=0))
+  assert not np.array_equal(folds, ucr.stratified_folds(labels, 5, seed=1))
+  assert sorted(np.bincount(folds)) == [20, 20, 20, 20, 20]
+  for value in range(3):  # each class's share of every fold, within one series
+    counts = np.bincount(folds[labels == value], minlength=5)
+    assert counts.max() - counts.min() <= 1
+
+
+def test_cross_validation_validates_on_every_train_series_once(tmp_path):
+  folder = tmp_path / 'ucr'
+  folder.mkdir()
+  _write(folder / 'Tiny_TRAIN.tsv', [f'{1 + (i % 3 == 0)}\t{i}\t{i + 1}' for i in range(12)])
+  _write(folder / 'Tiny_TEST.tsv', ['1\t7\t8', '2\t1\t2'])
+  config = _config(tmp_path, 'ucr/Tiny')
+  config.data.cv_folds = 3
+  validated = []
+  for fold in range(3):
+    config.data.cv_fold = fold
+    dataset = medjax.data.load(config.data)
+    train, val = (sources.read_all(dataset.sources[split]) for split in ('train', 'val'))
+    assert not set(train['row']) & set(val['row'])
+    assert sorted(np.r_[train['row'], val['row']]) == list(range(12))
+    # 8 and 4 series of the classes dealt to 3 folds: 2-3 and 1-2 of them, 4 in all.
+    counts = np.bincount(val['label'], minlength=2)
+    assert counts[0] in (2, 3) and counts[1] in (1, 2) and counts.sum() == 4
+    assert len(dataset.sources['test']) == 2
+    validated += list(val['row'])
+  assert sorted(validated) == list(range(12))
+  config.data.cv_fold = 3
+  with pytest.raises(ConfigError, match='data.cv_fold=3 must be below'):
+    medjax.data.load(config.data)
+  config.data.cv_folds, config.data.cv_fold = 0, 1
+  with pytest.raises(ConfigError, match='cross-validation is off'):
+    medjax.data.check_config(config.data)
+  config = small_config('cnn')  # MedMNIST: its official validation split
+  config.data.cv_folds = 5
+  with pytest.raises(ConfigError, match='medmnist family has a fixed validation'):
+    medjax.data.check_config(config.data)

@@ -47,6 +47,13 @@ def check_config(data_config) -> None:
   """Refuses an unknown family or data set, a bad family or augmentation field, before
   preparing."""
   family, dataset = family_of(data_config.name)
+  if data_config.cv_folds and not getattr(family, 'CROSS_VALIDATES', False):
+    raise ConfigError(f'data.cv_folds={data_config.cv_folds}: the {data_config.name.split("/")[0]} '
+                      'family has a fixed validation split (set data.cv_folds=0)')
+  if data_config.cv_fold >= max(data_config.cv_folds, 1):
+    raise ConfigError(f'data.cv_fold={data_config.cv_fold} must be below data.cv_folds='
+                      f'{data_config.cv_folds}' + (' (cross-validation is off)'
+                                                  if not data_config.cv_folds else ''))
   family.check_config(dataset, data_config)
   modalities.check_config(data_config.augment)
 
@@ -85,8 +92,8 @@ def _quiet_tfds():
 
 
 def load(data_config) -> Dataset:
+  check_config(data_config)
   family, dataset = family_of(data_config.name)
-  family.check_config(dataset, data_config)
   prepared_dir = os.path.expanduser(data_config.prepared_dir)
   os.makedirs(prepared_dir, exist_ok=True)
   # Several runs (a parallel sweep, the processes of one host) may start at once: one

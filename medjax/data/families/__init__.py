@@ -2,6 +2,8 @@
 
 A family module has:
   CONFIG                         config fragment: dotted field -> default;
+  CROSS_VALIDATES (optional)     True where its builder honours `data.cv_folds` and
+                                 `data.cv_fold` (validation = one fold of its training data);
   check_config(dataset, data_config)   raises medjax.config.ConfigError for an unknown
                                  data set or a bad field value, before anything is read;
   builder(dataset, data_config, prepared_dir)   its TFDS builder (ArrayRecord files), with

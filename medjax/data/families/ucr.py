@@ -6,7 +6,10 @@ first, tab separated. Series shorter than the longest are padded with NaN in the
 archive's files (and may be ragged in others): a trailing gap repeats the last
 sample, an interior gap is interpolated linearly. Labels are mapped to 0..K-1 in
 sorted order (numeric where they are numbers) and their names kept. Validation is
-a seeded stratified `data.ucr.val_fraction` of TRAIN; TEST is only the test split.
+a seeded stratified `data.ucr.val_fraction` of TRAIN, or with `data.cv_folds=k` fold
+`data.cv_fold` of a seeded stratified k-fold partition of TRAIN (the archive's sets are
+small: k runs validate on every TRAIN series once, for choosing a recipe); TEST is only
+the test split.
 """
 import dataclasses
 import os
@@ -23,8 +26,9 @@ from medjax.data.task import InputSpec
 
 CONFIG = {
     'data.ucr.val_fraction': 0.2,  # of TRAIN, stratified by class
-    'data.ucr.split_seed': 0,      # the validation draw (fixed across training seeds)
+    'data.ucr.split_seed': 0,      # the validation draw or folds (fixed across training seeds)
 }
+CROSS_VALIDATES = True
 ARCHIVE = 'https://www.cs.ucr.edu/~eamonn/time_series_data_2018/'
 _NAME = re.compile(r'^[A-Za-z0-9_\-]+$')
 
@@ -126,6 +130,18 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
   return held_out
 
 
+def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+  """The fold (0..folds-1) of each row: each class's rows in a seeded random order,
+  the classes one after another, dealt to the folds in turn, so that every fold holds
+  each class's share (within one series) and the folds' sizes differ by at most one."""
+  rng = np.random.default_rng(seed)
+  order = np.concatenate([rng.permutation(np.flatnonzero(labels == value))
+                          for value in np.unique(labels)])
+  fold = np.empty(len(labels), np.int64)
+  fold[order] = np.arange(len(labels)) % folds
+  return fold
+
+
 @dataclasses.dataclass
 class UcrConfig(tfds.core.BuilderConfig):
   dataset: str = ''
@@ -133,6 +149,8 @@ class UcrConfig(tfds.core.BuilderConfig):
   label_names: tuple = ()
   val_fraction: float = 0.2
   split_seed: int = 0
+  cv_folds: int = 0
+  cv_fold: int = 0
 
 
 class Ucr(tfds.core.GeneratorBasedBuilder):
@@ -166,8 +184,12 @@ class Ucr(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     train_labels, train_series = read_file(raw_path(self._raw_dir, config.dataset, 'TRAIN'))
     test_labels, test_series = read_file(raw_path(self._raw_dir, config.dataset, 'TEST'))
-    held_out = stratified_holdout(np.asarray(train_labels), config.val_fraction,
-                                  config.split_seed)
+    if config.cv_folds:
+      held_out = stratified_folds(np.asarray(train_labels), config.cv_folds,
+                                  config.split_seed) == config.cv_fold
+    else:
+      held_out = stratified_holdout(np.asarray(train_labels), config.val_fraction,
+                                    config.split_seed)
     rows = np.arange(len(train_labels))
     return {
         'train': self._generate_examples(train_labels, train_series, rows[~held_out]),
@@ -200,10 +222,12 @@ def builder(dataset: str, data_config, prepared_dir: str) -> Ucr:
     labels += part_labels
     lengths += [len(s) for s in part_series]
   fraction, seed = data_config.ucr.val_fraction, data_config.ucr.split_seed
+  folds, fold = data_config.cv_folds, data_config.cv_fold
+  validation = f'cv{folds}fold{fold}' if folds else f'val{fraction:g}'
   config = UcrConfig(
-      name=f'{dataset.lower().replace("-", "_")}_len{max(lengths)}_val{fraction:g}_seed{seed}',
+      name=f'{dataset.lower().replace("-", "_")}_len{max(lengths)}_{validation}_seed{seed}',
       dataset=dataset, length=max(lengths), label_names=sorted_label_names(labels),
-      val_fraction=fraction, split_seed=seed)
+      val_fraction=fraction, split_seed=seed, cv_folds=folds, cv_fold=fold)
   return Ucr(raw_dir=raw_dir, data_dir=prepared_dir, config=config, file_format='array_record')
 
 
