@@ -23,8 +23,10 @@ class Checkpoints:
 
   def __init__(self, directory, *, max_to_keep: int = 1, best_metric: str | None = None,
                read_only: bool = False):
+    # Read-only: the saving options Orbax would reset (with a warning each) left unset.
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+        max_to_keep=None if read_only else max_to_keep, create=not read_only,
+        save_interval_steps=0 if read_only else 1, read_only=read_only,
         best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
         best_mode='max')
     self._directory = pathlib.Path(directory).absolute()
