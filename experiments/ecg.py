@@ -33,10 +33,10 @@ MITDB = 'configs/mitdb_resnet1d.py'
 # grid spacing carried on to 10^7.
 WIDE_ALPHAS = tuple(10.0 ** (k * 2 / 3 - 3) for k in range(16))
 RIDGE = 'configs/ecg5000_rocket_ridge.py'
+FOLDS = tuple((fold,) for fold in range(5))  # ensemble k: the runs of fold k
 # The recipes compared by cross-validation: each encoder's and the ridge classifiers'
 # (the ResNet's levers and the Adam-trained ROCKET, whose holdout validation loss was
 # above their baselines', are left out for time).
-FOLDS = tuple((fold,) for fold in range(5))
 CROSS_VALIDATED = (
     ('resnet1d', {}, ECG5000),
     ('inception_time', {}, 'configs/ecg5000_inception.py'),
@@ -96,7 +96,6 @@ def get_sweep():
           Variant('ecg5000/rocket_ridge_balanced_ensemble',
                   ensemble_of='ecg5000/rocket_ridge_balanced',
                   ensemble_seeds=((0, 1, 2), (3, 4, 5), (6, 7, 8))),
-
           # The recipes again, cross-validated: 5 folds of TRAIN, each validated on its
           # fold (100 series, as the holdout), so a recipe's validation figure is
           # measured on all 500 TRAIN series instead of the one holdout draw of 100.

@@ -359,7 +359,7 @@ def test_a_variant_with_its_own_seeds_gives_independent_ensembles(tmp_path):
   with pytest.raises(sweep.SweepError, match=re.escape('seeds (0, 1, 2) its members')):
     sweep.check(dataclasses.replace(loaded, variants=loaded.variants[:4] + (beyond,)), 'test')
   seeded = sweep.Variant('a-all', ensemble_of='a', seeds=(0,))
-  with pytest.raises(sweep.SweepError, match='an ensemble variant has no seeds or folds of its own'):
+  with pytest.raises(sweep.SweepError, match='an ensemble variant has no seeds or folds'):
     sweep.check(dataclasses.replace(loaded, variants=loaded.variants[:2] + (seeded,)), 'test')
 
 
