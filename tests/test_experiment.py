@@ -79,7 +79,8 @@ def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
     ('data.ucr.split_seed', -1, 'data.ucr.split_seed=-1 must be >= 0', 'ecg5000_resnet1d'),
     ('data.mitdb.leads', 'MLII,V6', "data.mitdb.leads: ['V6'] not among", 'mitdb_resnet1d'),
     ('data.cv_folds', 1, 'data.cv_folds=1 must be 0 (off) or at least 2', 'ecg5000_resnet1d'),
-    ('data.cv_folds', 5, 'the mitdb family has a fixed validation split', 'mitdb_resnet1d'),
+    ('data.cv_folds', 5, 'the medmnist family has a fixed validation split'),
+    ('data.cv_folds', 30, 'MIT-BIH folds are whole records', 'mitdb_resnet1d'),
 ])
 def test_bad_values_are_refused_before_any_data(case):
   field, value, message, *config_file = case

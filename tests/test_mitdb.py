@@ -1,6 +1,7 @@
 """The MIT-BIH family: AAMI beats of a record, the inter-patient split, RR features."""
 import collections
 import os
+import pathlib
 
 import ml_collections
 import numpy as np
@@ -55,6 +56,30 @@ def test_inter_patient_split():
     mitdb.split_records(_fields(train_records='101,106', val_records='101'))
   with pytest.raises(ConfigError, match='paced'):
     mitdb.split_records(_fields(val_records='217'))
+
+
+def test_cross_validation_folds_are_whole_records_balanced_in_classes():
+  raw_dir = pathlib.Path(os.environ['MEDJAX_DATA_DIR']) / 'mitdb'
+  splits = mitdb.split_records(_fields())
+  validated = []
+  for fold in range(4):
+    folded = mitdb.cross_validation_split(splits, raw_dir, 4, fold)
+    assert set(folded['train']) | set(folded['val']) == set(mitdb.DS1)
+    assert not set(folded['train']) & set(folded['val']) and folded['test'] == mitdb.DS2
+    # Each fold's validation records hold N and V beats, and 4-7 of the 22 records.
+    classes = {mitdb.AAMI_SYMBOLS[symbol] for record in folded['val']
+               for symbol in wfdb.rdann(str(raw_dir / str(record)), 'atr').symbol
+               if symbol in mitdb.AAMI_SYMBOLS}
+    assert {'N', 'V'} <= classes and 4 <= len(folded['val']) <= 7
+    validated += folded['val']
+  assert sorted(validated) == sorted(mitdb.DS1)  # every record validated once
+  assert mitdb.cross_validation_split(splits, raw_dir, 4, 2) == mitdb.cross_validation_split(
+      splits, raw_dir, 4, 2)
+  config = small_config('resnet1d', data='mitdb/aami')
+  config.data.mitdb.train_records, config.data.mitdb.val_records = '101,106', '118'
+  config.data.cv_folds = 4
+  with pytest.raises(ConfigError, match='data.cv_folds=4: MIT-BIH folds are whole records'):
+    medjax.data.check_config(config.data)
 
 
 def test_rr_features_by_hand():

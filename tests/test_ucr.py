@@ -126,7 +126,3 @@ def test_cross_validation_validates_on_every_train_series_once(tmp_path):
   config.data.cv_folds, config.data.cv_fold = 0, 1
   with pytest.raises(ConfigError, match='cross-validation is off'):
     medjax.data.check_config(config.data)
-  config = small_config('cnn')  # MedMNIST: its official validation split
-  config.data.cv_folds = 5
-  with pytest.raises(ConfigError, match='medmnist family has a fixed validation'):
-    medjax.data.check_config(config.data)

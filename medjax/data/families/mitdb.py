@@ -17,7 +17,10 @@ where missing). Each annotated beat becomes one example:
 Splits follow de Chazal et al. (2004)'s inter-patient protocol: DS1 records train,
 DS2 records test, the paced records (102, 104, 107, 217) in neither. Validation is
 whole DS1 records held out (`data.mitdb.val_records`, by default three that hold N, S,
-V and F beats), never beats of a training record. Intervals bootstrap over records.
+V and F beats), never beats of a training record; or, with `data.cv_folds=k`, the
+training and validation records together dealt into k folds of whole records, as
+balanced in the AAMI classes as whole records allow, fold `data.cv_fold` validating.
+Intervals bootstrap over records.
 """
 import dataclasses
 import hashlib
@@ -44,6 +47,7 @@ CONFIG = {
     'data.mitdb.test_records': '',     # '' = DS2
     'data.mitdb.baseline_filter': True,
 }
+CROSS_VALIDATES = True
 URL = 'https://physionet.org/files/mitdb/1.0.0/{filename}'
 SAMPLING_RATE = 360
 AAMI_CLASSES = ('N', 'S', 'V', 'F', 'Q')
@@ -93,6 +97,31 @@ def split_records(cfg) -> dict[str, tuple[int, ...]]:
   return splits
 
 
+def cross_validation_split(splits: dict, raw_dir: pathlib.Path, folds: int,
+                           fold: int) -> dict[str, tuple[int, ...]]:
+  """`splits` with its train and validation records together in `folds` folds of whole
+  records and fold `fold` validating. The folds are scikit-learn's StratifiedGroupKFold
+  over the records' annotated beats (records as groups, AAMI classes as strata): each
+  class's beats spread over the folds as evenly as whole records allow, in a fixed order."""
+  import wfdb
+  from sklearn.model_selection import StratifiedGroupKFold
+  pool = splits['train'] + splits['val']
+  labels, groups = [], []
+  for record in pool:
+    locate_or_download(raw_dir, f'{record}.atr', URL.format(filename=f'{record}.atr'))
+    symbols = [s for s in wfdb.rdann(str(raw_dir / str(record)), 'atr').symbol
+               if s in AAMI_SYMBOLS]
+    labels += [AAMI_SYMBOLS[s] for s in symbols]
+    groups += [record] * len(symbols)
+  held_out = [held for _, held in StratifiedGroupKFold(n_splits=folds).split(
+      np.zeros(len(labels)), labels, groups)]
+  val = set(np.asarray(groups)[held_out[fold]].tolist())
+  if not val:
+    raise ValueError(f'MIT-BIH cross-validation: fold {fold} of {folds} holds no record')
+  return {**splits, 'train': tuple(r for r in pool if r not in val),
+          'val': tuple(r for r in pool if r in val)}
+
+
 # The leads of the database's records (every record has two of them; most MLII and V1).
 RECORDED_LEADS = ('MLII', 'V1', 'V2', 'V4', 'V5')
 
@@ -114,7 +143,11 @@ def check_config(dataset: str, data_config) -> None:
   if unknown:
     raise ConfigError(f'data.mitdb.leads: {unknown} not among the leads MIT-BIH records '
                       f'have {RECORDED_LEADS}')
-  split_records(cfg)
+  splits = split_records(cfg)
+  pool = len(splits['train']) + len(splits['val'])
+  if data_config.cv_folds > pool:
+    raise ConfigError(f'data.cv_folds={data_config.cv_folds}: MIT-BIH folds are whole '
+                      f'records, and the training and validation records are {pool}')
 
 
 def remove_baseline(signals: np.ndarray, sampling_rate: float) -> np.ndarray:
@@ -217,8 +250,11 @@ class Mitdb(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    return {split: self._generate_examples(records)
-            for split, records in split_records(self.fields).items()}
+    splits = split_records(self.fields)
+    if self.fields.cv_folds:
+      splits = cross_validation_split(splits, self._raw_dir, self.fields.cv_folds,
+                                      self.fields.cv_fold)
+    return {split: self._generate_examples(records) for split, records in splits.items()}
 
   def _generate_examples(self, records):
     index = 0
@@ -242,10 +278,15 @@ class _Fields:
   val_records: str
   test_records: str
   baseline_filter: bool
+  cv_folds: int = 0  # data.cv_folds and data.cv_fold (stored only where cross-validating)
+  cv_fold: int = 0
 
 
 def builder(dataset: str, data_config, prepared_dir: str) -> Mitdb:
-  fields = json.dumps(dict(sorted(data_config.mitdb.to_dict().items())))
+  values = data_config.mitdb.to_dict()
+  if data_config.cv_folds:
+    values.update(cv_folds=data_config.cv_folds, cv_fold=data_config.cv_fold)
+  fields = json.dumps(dict(sorted(values.items())))
   digest = hashlib.sha1(fields.encode()).hexdigest()[:12]
   return Mitdb(raw_dir=pathlib.Path(os.path.expanduser(data_config.data_dir)) / 'mitdb',
                data_dir=prepared_dir, config=MitdbConfig(name=f'aami_{digest}', fields=fields),
