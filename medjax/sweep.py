@@ -110,11 +110,6 @@ class Run:
   def name(self) -> str:
     return f'{self.variant.name}/{self.workdir.name}'
 
-  @property
-  def fold(self) -> bool:
-    """Whether this training run is one fold of a cross-validated variant."""
-    return bool(self.variant.cv_folds) and not self.members
-
   def command_args(self) -> list[str]:
     """The `medjax.experiment` arguments of this run."""
     if self.members:
@@ -123,7 +118,7 @@ class Run:
               [f'{EVAL_OVERRIDES[field]}={value}'
                for field, value in self.variant.overrides.items()])
     overrides = {**self.variant.overrides, 'seed': self.seed}
-    if self.fold:
+    if self.variant.cv_folds:  # a training run of a cross-validated variant: one fold
       overrides.update({'data.cv_folds': self.variant.cv_folds, 'data.cv_fold': self.seed})
     return ([f'--config={self.config_file}', f'--workdir={self.workdir}'] +
             [f'--config.{field}={_flag_value(value)}' for field, value in overrides.items()])
@@ -209,10 +204,12 @@ def check(sweep: Sweep, source) -> None:
     for field in variant.overrides:
       if field not in config_lib.flatten(schema):
         raise SweepError(f'{source}: variant {variant.name!r}: unknown config field {field!r}')
-    if variant.cv_folds and (variant.cv_folds < 2 or variant.seeds or
-                             {'data.cv_folds', 'data.cv_fold'} & set(variant.overrides)):
+    if {'data.cv_folds', 'data.cv_fold'} & set(variant.overrides):
+      raise SweepError(f'{source}: variant {variant.name!r}: cross-validate with '
+                       'Variant(cv_folds=k), which sets data.cv_folds and data.cv_fold per run')
+    if variant.cv_folds and (variant.cv_folds < 2 or variant.seeds):
       raise SweepError(f'{source}: variant {variant.name!r}: cv_folds={variant.cv_folds} must be '
-                       'at least 2, and sets the seeds and data.cv_fold(s) itself')
+                       'at least 2, and sets the seeds itself (seed i for fold i)')
     config_file = variant.config or sweep.base
     if not pathlib.Path(config_file).is_file():
       raise SweepError(f'{source}: variant {variant.name!r}: config file {config_file} not found')

@@ -383,9 +383,12 @@ def test_a_cross_validated_variant_runs_one_fold_each_and_ensembles_fold_by_fold
   mixed = sweep.Variant('a+a-cv', ensemble_of=('a', 'a-cv'), ensemble_seeds=((0,),))
   with pytest.raises(sweep.SweepError, match='its members are validated differently'):
     sweep.check(dataclasses.replace(loaded, variants=loaded.variants[:2] + (mixed,)), 'test')
-  for bad in (sweep.Variant('c', cv_folds=1), sweep.Variant('c', cv_folds=3, seeds=(0,)),
-              sweep.Variant('c', {'data.cv_fold': 1}, cv_folds=3)):
-    with pytest.raises(sweep.SweepError, match='sets the seeds and data.cv_fold'):
+  for bad in (sweep.Variant('c', cv_folds=1), sweep.Variant('c', cv_folds=3, seeds=(0,))):
+    with pytest.raises(sweep.SweepError, match='must be at least 2, and sets the seeds'):
+      sweep.check(dataclasses.replace(loaded, variants=(bad,)), 'test')
+  for bad in (sweep.Variant('c', {'data.cv_fold': 1}, cv_folds=3),
+              sweep.Variant('c', {'data.cv_folds': 3})):
+    with pytest.raises(sweep.SweepError, match=re.escape('cross-validate with Variant(cv_folds')):
       sweep.check(dataclasses.replace(loaded, variants=(bad,)), 'test')
   with pytest.raises(sweep.SweepError, match='cannot be a folder name'):
     sweep.check(dataclasses.replace(loaded, variants=(sweep.Variant('x/fold1'),)), 'test')
