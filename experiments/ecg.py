@@ -33,6 +33,7 @@ MITDB = 'configs/mitdb_resnet1d.py'
 # grid spacing carried on to 10^7.
 WIDE_ALPHAS = tuple(10.0 ** (k * 2 / 3 - 3) for k in range(16))
 RIDGE = 'configs/ecg5000_rocket_ridge.py'
+EMA = {'train.ema': True, 'train.ema_decay': 0.99}
 FOLDS = tuple((fold,) for fold in range(5))  # ensemble k: the runs of fold k
 # The recipes compared by cross-validation: each encoder's, ROCKET's and the ridge
 # classifiers', the ResNet's moving average (its mixup, whose holdout validation loss was
@@ -47,7 +48,7 @@ CROSS_VALIDATED = (
     ('rocket_ridge_balanced', {'train.ridge_alphas': WIDE_ALPHAS,
                                'train.class_weights': 'balanced'}, RIDGE),
     ('rocket', {}, 'configs/ecg5000_rocket.py'),
-    ('resnet1d_ema', {'train.ema': True, 'train.ema_decay': 0.99}, ECG5000),
+    ('resnet1d_ema', EMA, ECG5000),
 )
 
 
@@ -77,7 +78,7 @@ def get_sweep():
           # all three seeds and fell after: 500 steps, validated every 25.
           Variant('mitdb/resnet1d_short', {'train.steps': 500, 'train.eval_every': 25,
                                            'train.checkpoint_every': 250}, config=MITDB),
-          Variant('ecg5000/resnet1d_ema', {'train.ema': True, 'train.ema_decay': 0.99}),
+          Variant('ecg5000/resnet1d_ema', EMA),
           Variant('ecg5000/resnet1d_mixup', {'train.mixup_alpha': 0.2}),
           Variant('ecg5000/resnet1d_ensemble', ensemble_of='ecg5000/resnet1d'),
           Variant('ecg5000/inception_time_ensemble', ensemble_of='ecg5000/inception_time'),
