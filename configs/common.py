@@ -36,6 +36,11 @@ def get_config():
   # validation split. 0 folds = the family's own validation split.
   config.data.cv_folds = 0
   config.data.cv_fold = 0
+  # Train on the training and validation data together, with no validation split: the
+  # last step is kept, and what validation would fit is given (optim.schedule_steps,
+  # eval.temperature; a ridge head validates by leave-one-out). For a recipe already
+  # chosen on validation, as the sweeps' `Variant(refit_of=...)`.
+  config.data.refit = False
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'cnn'                   # the encoder (medjax/models/encoders/)
@@ -70,6 +75,7 @@ def get_config():
   config.optim.learning_rate = 1e-3
   config.optim.warmup_steps = 0
   config.optim.schedule = 'cosine'            # cosine | constant (after warm-up)
+  config.optim.schedule_steps = 0             # the schedule's length (>= train.steps); 0 = train.steps
   config.optim.weight_decay = 0.0
   config.optim.momentum = 0.9
   config.optim.grad_clip_norm = 0.0           # 0 disables clipping
@@ -83,6 +89,7 @@ def get_config():
   config.eval.confidence = 0.95
   config.eval.plots = True                    # ROC, PR, reliability, confusion matrix PNGs
   config.eval.calibrate = True                # temperature scaling fitted on val (medjax/calibration.py)
+  config.eval.temperature = 0.0               # > 0: this temperature, not one fitted on val
   config.eval.tta = ''                        # test-time views averaged: hflip,vflip,shift (medjax/tta.py)
 
   config.explain = ml_collections.ConfigDict()

@@ -11,7 +11,8 @@ Each run is an ordinary `python -m medjax.experiment` process writing
 `<workdir>/<variant>/seed<k>/` (`fold<k>/` for a cross-validated variant; its output
 in `run.log` there); ensemble variants
 (`Variant.ensemble_of`) are evaluated after the training runs, in
-`<workdir>/<variant>/ensemble<k>/`. Finished runs
+`<workdir>/<variant>/ensemble<k>/`, and refits (`Variant.refit_of`) are trained after
+the runs of the recipe they refit. Finished runs
 (with `eval/test/metrics.json`) are skipped, so a stopped sweep continues where it
 was; a half-done run resumes from its checkpoint. A failing run is reported and
 the others go on. `results.md`, `results.csv` and `results.png` are rebuilt from
@@ -89,16 +90,18 @@ def run_all(pending: list, jobs: int, on_success=lambda run: None) -> dict:
 
 
 def run_sweep(pending: list, jobs: int, on_success) -> dict:
-  """The training runs, then the ensembles whose members have all finished (the others
-  are reported and left for a later call); returns {run name: exit code}."""
-  codes = run_all([run for run in pending if not run.members], jobs, on_success)
-  ensembles = [run for run in pending if run.members]
-  ready = [run for run in ensembles
-           if all((member / sweep_lib.TEST_METRICS_FILE).exists() for member in run.members)]
-  for run in ensembles:
-    if run not in ready:
-      print(f'{run.name}: not run, some of its members are unfinished', file=sys.stderr)
-  codes.update(run_all(ready, jobs, on_success))
+  """The training runs, then the refits, then the ensembles, each of those once the runs
+  it needs have finished (the others are reported and left for a later call); returns
+  {run name: exit code}."""
+  codes = run_all([run for run in pending if not run.members and not run.refits], jobs,
+                  on_success)
+  for waiting in ([run for run in pending if run.refits], [run for run in pending if run.members]):
+    ready = [run for run in waiting if not run.waits_for]
+    for run in waiting:
+      if run.waits_for:
+        print(f'{run.name}: not run, it needs {len(run.waits_for)} unfinished run(s), e.g. '
+              f'{run.waits_for[0]}', file=sys.stderr)
+    codes.update(run_all(ready, jobs, on_success))
   return codes
 
 
@@ -123,6 +126,9 @@ def main(argv):
     _fail(f'--only={",".join(_ONLY.value)} matches no variant')
   if _DRY_RUN.value:
     for run in chosen:
+      if not run.finished and run.refits and run.waits_for:  # its overrides are not known yet
+        print(f'{run.name}\tafter {len(run.waits_for)} unfinished run(s)\t-')
+        continue
       state = 'finished' if run.finished else 'to run'
       print(f'{run.name}\t{state}\tpython -m medjax.experiment {" ".join(run.command_args())}')
     return

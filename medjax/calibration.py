@@ -85,10 +85,11 @@ def calibration_errors(labels, probs, task: Task) -> dict:
           'ece_floor': clinical.ece_sampling_floor(scores), 'brier': brier}
 
 
-def report(logits, labels, task: Task, temperature: float) -> dict:
-  """The split's NLL, ECE and Brier score before and after scaling by `temperature`."""
+def report(logits, labels, task: Task, temperature: float, fitted_on: str) -> dict:
+  """The split's NLL, ECE and Brier score before and after scaling by `temperature`
+  (fitted on `fitted_on`)."""
   before = {'nll': negative_log_likelihood(logits, labels, task),
             **calibration_errors(labels, probabilities(logits, task), task)}
   after = {'nll': negative_log_likelihood(logits, labels, task, temperature),
            **calibration_errors(labels, probabilities(logits, task, temperature), task)}
-  return {'temperature': temperature, 'fitted_on': 'val', 'before': before, 'after': after}
+  return {'temperature': temperature, 'fitted_on': fitted_on, 'before': before, 'after': after}

@@ -79,6 +79,7 @@ CORE_RANGES = {
     'optim.weight_decay': (_at_least(0.0), '>= 0'),
     'optim.momentum': (_in(0.0, 1.0), 'in [0, 1)'),
     'optim.grad_clip_norm': (_at_least(0.0), '>= 0 (0: no clipping)'),
+    'optim.schedule_steps': (_at_least(0), '>= 0 (0: train.steps)'),
     'data.eval_batch_size': (_at_least(1), 'positive'),
     'data.prefetch_batches': (_at_least(1), 'at least 1'),
     'data.in_memory_mib': (_at_least(0.0), '>= 0 (0 reads every batch from disk)'),
@@ -87,6 +88,7 @@ CORE_RANGES = {
     'eval.operating_target': (_in(0.0, 1.0, high_included=True), 'in [0, 1]'),
     'eval.bootstrap_resamples': (_at_least(1), 'positive'),
     'eval.confidence': (lambda value: 0.0 < value < 1.0, 'in (0, 1)'),
+    'eval.temperature': (_at_least(0.0), '>= 0 (0: fitted on validation)'),
     'explain.num_images': (_at_least(0), '>= 0 (0: none)'),
     'explain.smoothgrad_samples': (_at_least(1), 'positive'),
     'explain.smoothgrad_noise': (_at_least(0.0), '>= 0'),
@@ -114,6 +116,9 @@ def validate(config) -> None:
       raise ConfigError(f'{name}={fields[name]!r} must be {wanted}')
   if config.mesh.data == 0 or config.mesh.data < -1:
     raise ConfigError(f'mesh.data={config.mesh.data} must be -1 (all devices) or positive')
+  if 0 < config.optim.schedule_steps < config.train.steps:
+    raise ConfigError(f'optim.schedule_steps={config.optim.schedule_steps} is shorter than '
+                      f'train.steps={config.train.steps}: the steps after it would not learn')
   from medjax import clinical, data, explain, models, tta  # the registries (imports JAX)
   from medjax.train import solvers, state, step
   choices = {'optim.name': state.OPTIMIZERS, 'optim.schedule': state.SCHEDULES,

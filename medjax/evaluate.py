@@ -15,7 +15,8 @@ balanced accuracy (macro recall), macro F1, MCC and `per_class`. Where examples 
 patients (MIT-BIH records), the intervals resample patients, not examples. MIT-BIH runs
 add an `aami` section: Se, +P and FPR per class, Cohen's κ and the jκ index
 (Mondéjar-Guerra et al. 2019). Reported probabilities are calibrated by temperature
-scaling fitted on validation (`eval.calibrate`; it changes no decision and no ranking);
+scaling fitted on validation (`eval.calibrate`; it changes no decision and no ranking),
+or given (`eval.temperature`: a refit's, which has no validation split);
 `calibration` gives the split's NLL, ECE and Brier score before and after, and the ECE a
 perfectly calibrated model would measure on a split of its size (the ECE's sampling floor).
 `--mode=eval --workdir=OUT --ensemble=W1,W2,W3` evaluates trained workdirs as one model
@@ -46,6 +47,9 @@ OPERATING_POINT_FILE = 'operating_point.json'
 
 def evaluate(experiment: Experiment, state, split: str) -> tuple[dict, dict]:
   """Runs the eval step over every example of `split` once; returns (metrics, outputs)."""
+  if split not in experiment.dataset.sources:
+    raise ValueError(f'there is no {split} split to evaluate: with data.refit the validation '
+                     'examples are training examples')
   views = tta.views(experiment.config.eval.tta, experiment.dataset.task)
   outputs = split_outputs(experiment, state, split, experiment.eval_step, views)
   return metrics.classification_metrics(outputs, experiment.dataset.task), outputs
@@ -144,14 +148,27 @@ def _evaluate_calibrated(experiment: Experiment, workdir, split: str, which: str
   task = experiment.dataset.task
   state, step, meta = restore_checkpoint(experiment, workdir, which)
   values, outputs = evaluate(experiment, state, split)
-  val_outputs = outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
-  val_kept = evaluation.kept(val_outputs)
-  temperature = (calibration.fit_temperature(val_kept['logits'], val_kept['label'], task)
-                 if experiment.config.eval.calibrate else 1.0)
+  val_outputs = (outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
+                 if 'val' in experiment.dataset.sources else None)
+  temperature, fitted_on = _temperature(experiment.config.eval, val_outputs, task)
   split_kept = evaluation.kept(outputs)
-  calibrated = calibration.report(split_kept['logits'], split_kept['label'], task, temperature)
-  outputs, val_outputs = (_with_temperature(o, task, temperature) for o in (outputs, val_outputs))
+  calibrated = calibration.report(split_kept['logits'], split_kept['label'], task, temperature,
+                                  fitted_on)
+  outputs = _with_temperature(outputs, task, temperature)
+  if val_outputs is not None:
+    val_outputs = _with_temperature(val_outputs, task, temperature)
   return _Evaluated(state, step, meta, values, outputs, val_outputs, temperature, calibrated)
+
+
+def _temperature(eval_config, val_outputs, task) -> tuple[float, str]:
+  """(temperature, what it came from): `eval.temperature` where given, else fitted on
+  the validation outputs (1 where there are none, a refit's, or `eval.calibrate` is off)."""
+  if eval_config.temperature:
+    return eval_config.temperature, 'eval.temperature'
+  if not eval_config.calibrate or val_outputs is None:
+    return 1.0, 'none'
+  val_kept = evaluation.kept(val_outputs)
+  return calibration.fit_temperature(val_kept['logits'], val_kept['label'], task), 'val'
 
 
 def _eval_dir(workdir, split: str, which: str) -> pathlib.Path:
@@ -190,8 +207,8 @@ def evaluate_checkpoint(experiment: Experiment, workdir, split: str = 'test',
       write_saliency(experiment, run.state, run.outputs, result, out_dir / 'saliency')
     if which == 'best':
       files.write_json_atomic(pathlib.Path(workdir) / calibration.CALIBRATION_FILE,
-                              {'temperature': run.temperature, 'fitted_on': 'val',
-                               'step': run.step})
+                              {'temperature': run.temperature,
+                               'fitted_on': run.calibration['fitted_on'], 'step': run.step})
     files.write_json_atomic(out_dir / 'metrics.json', result)
   return result
 
@@ -232,14 +249,16 @@ def evaluate_ensemble(members: list[tuple[Experiment, pathlib.Path]], workdir,
   config, task = experiment.config, experiment.dataset.task
   runs = [_evaluate_calibrated(e, member_dir, split, which) for e, member_dir in members]
   outputs = _mean_of_members([run.outputs for run in runs], task)
-  val_outputs = _mean_of_members([run.val_outputs for run in runs], task)
+  validated = all(run.val_outputs is not None for run in runs)  # refits are not
+  val_outputs = _mean_of_members([run.val_outputs for run in runs], task) if validated else None
   select = experiment.select_metric
   described = [{'workdir': str(member_dir), 'model': e.config.model.name, 'step': run.step,
                 'temperature': run.temperature, 'calibration': run.calibration}
                for (e, member_dir), run in zip(members, runs)]
   result = {'split': split, 'checkpoint': which, 'ensemble': described,
             'select_metric': select,
-            'best_validation': metrics.classification_metrics(val_outputs, task)[select],
+            'best_validation': (metrics.classification_metrics(val_outputs, task)[select]
+                                if validated else None),
             'data': config.data.name,
             'model': '+'.join(e.config.model.name for e, _ in members),
             'num_params': sum(count_params(run.state) for run in runs),

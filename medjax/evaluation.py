@@ -132,14 +132,16 @@ def _multilabel_report(labels, probs, val_labels, val_probs, task: Task, eval_co
           'per_label': per_label}
 
 
-def clinical_report(outputs: dict, val_outputs: dict, task: Task, eval_config) -> dict:
-  """The clinical metrics of `outputs`, with operating points chosen on `val_outputs`,
-  and the task's own scores (medjax/scores/).
+def clinical_report(outputs: dict, val_outputs: dict | None, task: Task, eval_config) -> dict:
+  """The clinical metrics of `outputs`, with operating points chosen on `val_outputs`
+  (None for a refit, which tasks decided by the arg max allow), and the task's own
+  scores (medjax/scores/).
 
   Both hold per-example 'probs', 'label' and 'mask' (padding already allowed for), and
   'group' where the task has groups (intervals then resample groups).
   """
-  outputs, val_outputs = kept(outputs), kept(val_outputs)
+  outputs = kept(outputs)
+  val_outputs = kept(val_outputs) if val_outputs is not None else None  # None: a refit
   labels, probs = outputs['label'], outputs['probs'].astype(np.float64)
   groups = outputs.get('group')
   report = _standard_report(outputs, val_outputs, labels, probs, task, eval_config, groups)

@@ -120,8 +120,10 @@ def _markdown(result, plots) -> str:
                  else '.'), '']
   if 'calibration' in result:
     cal = result['calibration']
+    source = {'val': 'fitted on the val split', 'eval.temperature': 'eval.temperature',
+              'none': 'none fitted'}.get(cal['fitted_on'], cal['fitted_on'])
     lines += [f'Probabilities calibrated by temperature scaling (T = {cal["temperature"]:.3f}, '
-              f'fitted on the {cal["fitted_on"]} split): on this split NLL '
+              f'{source}): on this split NLL '
               f'{cal["before"]["nll"]:.4f} -> {cal["after"]["nll"]:.4f}, ECE '
               f'{cal["before"]["ece"]:.4f} -> {cal["after"]["ece"]:.4f} (a perfectly '
               f'calibrated model would measure about {cal["after"]["ece_floor"]:.4f} on a '

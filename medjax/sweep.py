@@ -35,10 +35,21 @@ are validated on fold i of a k-fold partition of the training data (`data.cv_fol
 validation figure is measured on every training example once. An ensemble of such
 variants (their runs of fold i together: `ensemble_seeds=((0,), ..., (k - 1,))`) is
 cross-validated too. The tables choose among the rows of one validation protocol.
+
+A variant with `refit_of=V` is V's recipe refitted once V's runs have finished: trained
+on the training and validation examples together (`data.refit`), with what V's runs
+chose on validation carried over: the mean of their best steps as `train.steps` (the
+learning-rate schedule keeping V's length: `optim.schedule_steps`) and the geometric
+mean of their fitted temperatures as `eval.temperature` (a ridge head validates itself
+by leave-one-out instead). An ensemble variant of refits is a refit too, and may name
+the validated ensemble it refits (`refit_of`); the tables show a refit below the row it
+refits, never as a candidate of the choice.
 """
 import dataclasses
 import importlib.util
 import itertools
+import json
+import math
 import pathlib
 
 from medjax import config as config_lib
@@ -60,6 +71,7 @@ class Variant:
   ensemble_seeds: tuple = ()     # the seed groups, one ensemble each; () = all its members'
   seeds: tuple = ()              # a trained variant's own seeds; () = the sweep's
   cv_folds: int = 0              # > 0: one run per fold of a cross-validation (seed = fold)
+  refit_of: str = ''             # the validated variant whose recipe this one refits
 
   @property
   def ensembled(self) -> tuple[str, ...]:
@@ -105,6 +117,7 @@ class Run:
   config_file: str
   workdir: pathlib.Path
   members: tuple = ()
+  refits: tuple = ()  # a refit's: the workdirs of the validated runs it carries choices from
 
   @property
   def name(self) -> str:
@@ -120,12 +133,39 @@ class Run:
     overrides = {**self.variant.overrides, 'seed': self.seed}
     if self.variant.cv_folds:  # a training run of a cross-validated variant: one fold
       overrides.update({'data.cv_folds': self.variant.cv_folds, 'data.cv_fold': self.seed})
+    if self.refits:
+      overrides.update({'data.refit': True, **refit_overrides(self.refits)})
     return ([f'--config={self.config_file}', f'--workdir={self.workdir}'] +
             [f'--config.{field}={_flag_value(value)}' for field, value in overrides.items()])
 
   @property
   def finished(self) -> bool:
     return (self.workdir / TEST_METRICS_FILE).exists()
+
+  @property
+  def waits_for(self) -> tuple:
+    """The unfinished runs it needs: an ensemble's members, a refit's validated runs."""
+    return tuple(w for w in self.members + self.refits if not (w / TEST_METRICS_FILE).exists())
+
+
+def refit_overrides(validated_runs) -> dict:
+  """What a refit carries over from the finished runs of the recipe it refits (see the
+  module docstring); {} for a ridge head, which validates itself by leave-one-out."""
+  summaries, temperatures = [], []
+  for workdir in validated_runs:
+    try:
+      summaries.append(json.loads((workdir / 'train_summary.json').read_text()))
+      result = json.loads((workdir / TEST_METRICS_FILE).read_text())
+    except (OSError, ValueError) as error:
+      raise SweepError(f'a refit needs the finished runs of the recipe it refits; '
+                       f'{workdir} is not one ({error})') from error
+    temperatures.append(result['calibration']['temperature'])
+  if any(summary.get('solver') == 'ridge' for summary in summaries):
+    return {}
+  best_steps = [summary['best_step'] for summary in summaries]
+  return {'train.steps': round(sum(best_steps) / len(best_steps)),
+          'optim.schedule_steps': max(summary['steps'] for summary in summaries),
+          'eval.temperature': math.exp(sum(map(math.log, temperatures)) / len(temperatures))}
 
 
 def _flag_value(value) -> str:
@@ -184,9 +224,10 @@ def check(sweep: Sweep, source) -> None:
       if variant.seeds or variant.cv_folds:
         raise SweepError(f'{source}: variant {variant.name!r}: an ensemble variant has no seeds '
                          f'or folds of its own (its runs are ensemble_seeds groups)')
-      if len({variant_of[name].cv_folds for name in variant.ensembled}) > 1:
+      if len({validation_of(variant_of[name], variant_of) for name in variant.ensembled}) > 1:
         raise SweepError(f'{source}: variant {variant.name!r}: its members are validated '
-                         f'differently (cv_folds), so their runs hold other validation examples')
+                         f'differently (cv_folds, refit_of), so their runs hold other '
+                         f'validation examples')
       common_seeds = _members_seeds(sweep, variant, variant_of)
       if any(set(group) - set(common_seeds) or not group for group in variant.ensemble_seeds):
         raise SweepError(f'{source}: variant {variant.name!r}: ensemble_seeds '
@@ -197,6 +238,7 @@ def check(sweep: Sweep, source) -> None:
         raise SweepError(f'{source}: variant {variant.name!r}: an ensemble variant trains '
                          f'nothing, so it cannot override {trained_fields}; it may override '
                          f'{sorted(EVAL_OVERRIDES)}')
+    _check_refit(variant, variant_of, source)
     parts = variant.name.split('/')
     if any(part in ('', '.', '..') or part.startswith(('seed', 'fold', 'ensemble'))
            for part in parts):
@@ -221,16 +263,42 @@ def check(sweep: Sweep, source) -> None:
     raise SweepError(f'{source}: the sweep has no seeds')
 
 
+def _check_refit(variant: Variant, variant_of: dict, source) -> None:
+  """A trained refit names a validated trained variant and adds nothing to its recipe;
+  an ensemble of refits refits the ensemble of the variants its members refit."""
+  if not variant.refit_of:
+    return
+  refitted = variant_of.get(variant.refit_of)
+  if refitted is None or refitted.refit_of or bool(refitted.ensemble_of) != bool(
+      variant.ensemble_of):
+    kind = 'an ensemble' if variant.ensemble_of else 'a trained'
+    raise SweepError(f'{source}: variant {variant.name!r}: refit_of={variant.refit_of!r} is not '
+                     f'{kind} variant validated in this sweep')
+  if variant.ensemble_of:
+    refits = {variant_of[name].refit_of for name in variant.ensembled}
+    if refits != set(refitted.ensembled):
+      raise SweepError(f'{source}: variant {variant.name!r}: its members refit '
+                       f'{sorted(refits)}, not the members of {variant.refit_of!r} '
+                       f'({sorted(refitted.ensembled)})')
+  elif variant.overrides or variant.config or variant.cv_folds:
+    raise SweepError(f'{source}: variant {variant.name!r}: a refit is the recipe of '
+                     f'{variant.refit_of!r}; it takes no overrides, config or folds of its own')
+
+
 def seeds_of(sweep: Sweep, variant: Variant) -> tuple:
   """The seeds a trained variant runs with (a cross-validated one's: its folds)."""
   return tuple(range(variant.cv_folds)) or variant.seeds or sweep.seeds
 
 
 def validation_of(variant: Variant, variant_of: dict) -> str:
-  """How a variant's runs are validated: '' (the data set's validation split) or
-  'k-fold CV' (an ensemble variant: as its members are)."""
-  folds = variant_of[variant.ensembled[0]].cv_folds if variant.ensemble_of else variant.cv_folds
-  return f'{folds}-fold CV' if folds else ''
+  """How a variant's runs are validated: '' (the data set's validation split),
+  'k-fold CV' (an ensemble variant: as its members are) or 'refit' (not validated:
+  refitted on the validation data)."""
+  if variant.ensemble_of:
+    return validation_of(variant_of[variant.ensembled[0]], variant_of)
+  if variant.refit_of:
+    return 'refit'
+  return f'{variant.cv_folds}-fold CV' if variant.cv_folds else ''
 
 
 def _run_folder(variant: Variant, seed: int) -> str:
@@ -250,8 +318,12 @@ def runs(sweep: Sweep, workdir) -> list[Run]:
   listed = []
   for variant in sweep.variants:
     if not variant.ensemble_of:
-      listed += [Run(variant, seed, variant.config or sweep.base,
-                     workdir / variant.name / _run_folder(variant, seed))
+      recipe = variant_of[variant.refit_of] if variant.refit_of else variant
+      refits = tuple(workdir / recipe.name / _run_folder(recipe, seed)
+                     for seed in seeds_of(sweep, recipe)) if variant.refit_of else ()
+      listed += [Run(dataclasses.replace(variant, overrides=recipe.overrides),
+                     seed, recipe.config or sweep.base,
+                     workdir / variant.name / _run_folder(variant, seed), refits=refits)
                  for seed in seeds_of(sweep, variant)]
       continue
     groups = variant.ensemble_seeds or (_members_seeds(sweep, variant, variant_of),)

@@ -157,7 +157,7 @@ def collect(sweep, runs) -> list[dict]:
            'train_seconds': summarise([v['train_seconds'] for v in done]),
            'validation': summarise([v['validation'] for v in done]),
            'select_metric': next((v['select_metric'] for v in done if v['select_metric']), ''),
-           'validated_by': validated_by[name]}
+           'validated_by': validated_by[name], 'refit_of': variant_of[name].refit_of}
     metric_names = list(sweep.table_metrics) + sorted(
         {m for v in done for m in v['values']} - set(sweep.table_metrics))
     row['metrics'] = {m: summarise([v['values'].get(m) for v in done]) for m in metric_names
@@ -182,11 +182,11 @@ def chosen(rows) -> list[tuple[str, dict | None, str, dict | None]]:
   runner-up: the next best, None if alone), or (data, None, why, None) where those
   rows cannot be compared (a row without a validation figure, or rows chosen by
   different metrics). `data` names the protocol where it is a cross-validation
-  ('ucr/ECG5000 (5-fold CV)'). Test columns play no part; ties keep the row listed
-  first."""
+  ('ucr/ECG5000 (5-fold CV)'). Refits (not validated) are never candidates. Test
+  columns play no part; ties keep the row listed first."""
   by_data = {}
   for row in rows:
-    if row['finished'] and row['finished'] == row['seeds']:
+    if row['finished'] and row['finished'] == row['seeds'] and row['validated_by'] != 'refit':
       protocol = f' ({row["validated_by"]})' if row['validated_by'] else ''
       by_data.setdefault(row['data'] + protocol, []).append(row)
   choices = []
@@ -224,7 +224,9 @@ def _metric_cells(row: dict, metrics) -> list[str]:
 
 def _validation_cell(row: dict) -> str:
   validation = row['validation']
-  return f'{validation["mean"]:.3f} ({row["select_metric"]})' if validation['n'] else '-'
+  if row['validated_by'] == 'refit' or not validation['n']:  # a refit has no validation split
+    return '-'
+  return f'{validation["mean"]:.3f} ({row["select_metric"]})'
 
 
 def _p(value: float) -> str:
@@ -244,7 +246,11 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
            'figure of its mean prediction; recipes are compared on it, not on the test '
            'columns). A cross-validated row (k-fold CV) has one run per fold of the training '
            'data, validated on that fold and trained with its own seed: its validation '
-           'figure is measured on every training example once. Comparisons are '
+           'figure is measured on every training example once. A refit row (refit) is the '
+           'recipe of the row it names trained again on the training and validation data '
+           'together, with what that row chose on validation carried over (its steps, its '
+           'temperature): no validation figure, never a candidate of the choice. '
+           'Comparisons are '
            'with the baseline of the same data set and validation (or the variant named in '
            'the cell): '
            f'difference of mean {name}, paired t-test '
@@ -287,7 +293,9 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
             'Per data set (and per validation protocol where rows are cross-validated), the '
             'row with the best mean validation figure (its selection '
             'metric) among the rows with every seed finished: the recipe this study keeps; '
-            'beside it the runner-up on validation, to show by how much it was chosen.', '',
+            'beside it the runner-up on validation, to show by how much it was chosen; '
+            'below it its refit on the training and validation data, where the study has '
+            'one.', '',
             '| data | chosen | validation (selection metric) | runner-up (validation) | ' +
             ' | '.join(COLUMN_NAMES.get(m, m) for m in sweep.table_metrics) + ' |',
             '|' + '---|' * (4 + len(sweep.table_metrics))]
@@ -301,6 +309,10 @@ def markdown(sweep, rows, runs, source: str, command: str) -> str:
     cells = [data.split('/')[-1], row['variant'], _validation_cell(row), second,
              *_metric_cells(row, sweep.table_metrics)]
     lines.append('| ' + ' | '.join(cells) + ' |')
+    for refit in (other for other in rows if other['refit_of'] == row['variant']):
+      lines.append(f'| {data.split("/")[-1]} | its refit: {refit["variant"]} '
+                   f'({refit["finished"]}/{refit["seeds"]}) | - | - | ' +
+                   ' | '.join(_metric_cells(refit, sweep.table_metrics)) + ' |')
   lines += ['', '## Runs', '',
             f'| run | test {name} [bootstrap CI] | accuracy | validation | train s |',
             '|---|---|---|---|---|']

@@ -26,6 +26,7 @@ os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 sys.path.insert(0, str(REPO))
 
 import jax  # noqa: E402  (after XLA_FLAGS)
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from configs import common  # noqa: E402
@@ -107,3 +108,30 @@ def trained(tmp_path_factory):
   result = run_cli(*TINY, f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
   return workdir
+
+
+def write_ucr_series(folder, name, rows):
+  """A UCR-layout file `name` in `folder`: (label, values) rows."""
+  folder.mkdir(parents=True, exist_ok=True)
+  (folder / name).write_text(''.join('\t'.join([str(label)] + [f'{v:.4f}' for v in values]) + '\n'
+                                     for label, values in rows))
+
+
+@pytest.fixture(scope='session')
+def three_shapes(tmp_path_factory):
+  """A small UCR-layout data folder: sine, square and ramp series of length 32 in noise
+  that no head separates on validation (a temperature has a finite optimum).
+  `ucr/Shapes`: the three in equal numbers; `ucr/Skewed`: the ramp (label 3) 4 times as
+  common; `ucr/Two`: sines and ramps (a binary task)."""
+  data_dir = tmp_path_factory.mktemp('ucr_shapes')
+  rng = np.random.default_rng(1)
+  t = np.linspace(0, 1, 32)
+  shapes = [np.sin(6 * t), np.sign(np.sin(6 * t)), 2 * t - 1]
+  for name, label_of in (('Shapes', lambda k: k % 3), ('Skewed', lambda k: min(k % 6, 2)),
+                         ('Two', lambda k: 2 * (k % 2))):
+    for split, count in (('TRAIN', 60), ('TEST', 30)):
+      rows = [(label_of(k) + 1,
+               shapes[label_of(k)] * rng.uniform(0.8, 1.2) + rng.normal(0, 1.0, 32))
+              for k in range(count)]
+      write_ucr_series(data_dir / 'ucr', f'{name}_{split}.tsv', rows)
+  return data_dir

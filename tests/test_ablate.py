@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from medjax import clinical, sweep, sweep_report
+from medjax import ablate, clinical, sweep, sweep_report
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY_FIELDS = {'train.steps': 2, 'train.eval_every': 2, 'train.checkpoint_every': 2,
@@ -95,11 +95,11 @@ def test_the_table_has_one_row_per_variant(swept):
   assert (folder / 'out' / 'results.png').stat().st_size > 0
 
 
-def _row(variant, data, validation, metric='auc', finished=2, validated_by=''):
+def _row(variant, data, validation, metric='auc', finished=2, validated_by='', refit_of=''):
   """A row of `sweep_report.collect` as `chosen` reads it: 2 seeds, `finished` of them."""
   return {'variant': variant, 'data': data, 'finished': finished, 'seeds': 2,
           'select_metric': metric, 'validation': sweep_report.summarise(validation),
-          'validated_by': validated_by}
+          'validated_by': validated_by, 'refit_of': refit_of}
 
 
 def test_the_chosen_recipe_is_the_best_validation_of_comparable_finished_rows():
@@ -122,6 +122,11 @@ def test_the_chosen_recipe_is_the_best_validation_of_comparable_finished_rows():
   protocols = [_row('a', 'x', [0.9, 0.9]), _row('b', 'x', [0.8, 0.8], validated_by='2-fold CV'),
                _row('c', 'x', [0.85, 0.85], validated_by='2-fold CV')]
   assert [(data, row['variant']) for data, row, _, _ in sweep_report.chosen(protocols)] == [
+      ('x', 'a'), ('x (2-fold CV)', 'c')]
+  # A refit has no validation split: never a candidate, whatever its runs report.
+  refitted = protocols + [_row('c-refit', 'x', [0.99, 0.99], validated_by='refit',
+                               refit_of='c')]
+  assert [(data, row['variant']) for data, row, _, _ in sweep_report.chosen(refitted)] == [
       ('x', 'a'), ('x (2-fold CV)', 'c')]
 
 
@@ -392,6 +397,77 @@ def test_a_cross_validated_variant_runs_one_fold_each_and_ensembles_fold_by_fold
       sweep.check(dataclasses.replace(loaded, variants=(bad,)), 'test')
   with pytest.raises(sweep.SweepError, match='cannot be a folder name'):
     sweep.check(dataclasses.replace(loaded, variants=(sweep.Variant('x/fold1'),)), 'test')
+
+
+def _finish(workdir, best_step, temperature, solver=None):
+  """What a finished run leaves for a refit to read."""
+  (workdir / 'eval' / 'test').mkdir(parents=True)
+  summary = {'best_step': best_step, 'steps': 500, **({'solver': solver} if solver else {})}
+  (workdir / 'train_summary.json').write_text(json.dumps(summary))
+  (workdir / sweep.TEST_METRICS_FILE).write_text(
+      json.dumps({'calibration': {'temperature': temperature}}))
+
+
+def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp_path,
+                                                                             monkeypatch):
+  loaded = sweep.Sweep(base='configs/ecg5000_resnet1d.py', seeds=(0, 1), variants=(
+      sweep.Variant('a-cv', {'optim.learning_rate': 3e-4}, cv_folds=2),
+      sweep.Variant('r-cv', config='configs/ecg5000_rocket_ridge.py', cv_folds=2),
+      sweep.Variant('ar-cv', ensemble_of=('a-cv', 'r-cv'), ensemble_seeds=((0,), (1,))),
+      sweep.Variant('a-refit', refit_of='a-cv'), sweep.Variant('r-refit', refit_of='r-cv'),
+      sweep.Variant('ar-refit', ensemble_of=('a-refit', 'r-refit'),
+                    ensemble_seeds=((0,), (1,)), refit_of='ar-cv')))
+  sweep.check(loaded, 'test')
+  listed = {run.name: run for run in sweep.runs(loaded, tmp_path)}
+  refit = listed['a-refit/seed1']
+  assert refit.refits == (tmp_path / 'a-cv' / 'fold0', tmp_path / 'a-cv' / 'fold1')
+  assert refit.waits_for == refit.refits
+  with pytest.raises(sweep.SweepError, match='needs the finished runs of the recipe it refits'):
+    refit.command_args()
+  _finish(tmp_path / 'a-cv' / 'fold0', best_step=100, temperature=2.0)
+  _finish(tmp_path / 'a-cv' / 'fold1', best_step=301, temperature=0.5)
+  assert refit.waits_for == ()
+  assert refit.command_args() == [
+      '--config=configs/ecg5000_resnet1d.py', f'--workdir={tmp_path / "a-refit" / "seed1"}',
+      '--config.optim.learning_rate=0.0003', '--config.seed=1', '--config.data.refit=True',
+      '--config.train.steps=200', '--config.optim.schedule_steps=500',
+      '--config.eval.temperature=1.0']  # the mean step; the geometric mean temperature
+  for fold in (0, 1):  # a ridge head chooses by leave-one-out: nothing carried over
+    _finish(tmp_path / 'r-cv' / f'fold{fold}', best_step=3, temperature=1.0, solver='ridge')
+  assert listed['r-refit/seed0'].command_args()[2:] == ['--config.seed=0',
+                                                        '--config.data.refit=True']
+  variant_of = {variant.name: variant for variant in loaded.variants}
+  assert [sweep.validation_of(v, variant_of) for v in loaded.variants[3:]] == ['refit'] * 3
+  assert listed['ar-refit/ensemble1'].members == (tmp_path / 'a-refit' / 'seed1',
+                                                  tmp_path / 'r-refit' / 'seed1')
+  # The runner trains the refits after the runs they need, and the ensembles last.
+  order = []
+
+  def execute(run):
+    run.command_args()  # a refit's overrides are known by now
+    order.append(run.name)
+    if run.members:
+      (run.workdir / 'eval' / 'test').mkdir(parents=True)
+      (run.workdir / sweep.TEST_METRICS_FILE).write_text('{}')
+    else:
+      _finish(run.workdir, 100, 1.0, solver='ridge' if run.name.startswith('r-') else None)
+    return 0, 0.0
+
+  monkeypatch.setattr(ablate, 'execute', execute)
+  fresh = sweep.runs(loaded, tmp_path / 'fresh')[::-1]
+  assert ablate.run_sweep(fresh, 1, lambda run: None) == {run.name: 0 for run in fresh}
+  kinds = [('ensemble' if '/ensemble' in name else 'refit' if '-refit/' in name else 'fold')
+           for name in order]
+  assert kinds == ['fold'] * 4 + ['refit'] * 4 + ['ensemble'] * 4
+  for bad, message in (
+      (sweep.Variant('x', refit_of='nope'), "refit_of='nope' is not a trained variant"),
+      (sweep.Variant('x', {'train.steps': 3}, refit_of='a-cv'), 'it takes no overrides'),
+      (sweep.Variant('x', ensemble_of=('a-refit',), refit_of='ar-cv'),
+       "its members refit ['a-cv'], not the members of 'ar-cv'"),
+      (sweep.Variant('x', ensemble_of=('a-refit', 'a-cv'), ensemble_seeds=((0,),)),
+       'its members are validated differently')):
+    with pytest.raises(sweep.SweepError, match=re.escape(message)):
+      sweep.check(dataclasses.replace(loaded, variants=loaded.variants + (bad,)), 'test')
 
 
 def test_product_names_and_merges_overrides():

@@ -34,28 +34,25 @@ class _Task3:
   multilabel, num_classes = False, 3
 
 
-def _write_series(folder, name, rows):
-  folder.mkdir(parents=True, exist_ok=True)
-  (folder / name).write_text(''.join('\t'.join([str(label)] + [f'{v:.4f}' for v in values]) + '\n'
-                                     for label, values in rows))
-
-
-@pytest.fixture(scope='module')
-def three_shapes(tmp_path_factory):
-  """A small UCR-layout set: sine, square and ramp series of length 32 in noise that
-  no head separates on validation (a temperature has a finite optimum)."""
-  data_dir = tmp_path_factory.mktemp('ucr_ridge')
-  rng = np.random.default_rng(1)
-  t = np.linspace(0, 1, 32)
-  shapes = [np.sin(6 * t), np.sign(np.sin(6 * t)), 2 * t - 1]
-  # Shapes: the three in equal numbers; Skewed: the ramp (label 3) 4 times as common.
-  for name, label_of in (('Shapes', lambda k: k % 3), ('Skewed', lambda k: min(k % 6, 2))):
-    for split, count in (('TRAIN', 60), ('TEST', 30)):
-      rows = [(label_of(k) + 1,
-               shapes[label_of(k)] * rng.uniform(0.8, 1.2) + rng.normal(0, 1.0, 32))
-              for k in range(count)]
-      _write_series(data_dir / 'ucr', f'{name}_{split}.tsv', rows)
-  return data_dir
+@pytest.mark.parametrize('weighted', [False, True])
+def test_leave_one_out_scores_are_the_heads_fitted_without_each_example(weighted):
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(25, 6)) * rng.uniform(0.5, 4.0, 6) + 1.0
+  labels = np.arange(25) % 3
+  targets = ridge.indicator_targets(labels, _Task3())
+  weights = rng.uniform(0.5, 2.0, 25) if weighted else np.ones(25)
+  path = ridge.RidgePath(x, targets, weights if weighted else None)
+  design = np.concatenate([np.ones((25, 1)), x / path.scale], 1)  # the standardisation kept
+  for alpha in (0.1, 10.0):
+    penalty = alpha * np.diag([0.0] + [1.0] * 6)  # the intercept unpenalised
+    expected = []
+    for i in range(25):
+      rest = np.arange(25) != i
+      weighted_rest = design[rest].T * weights[rest]
+      coefficients = np.linalg.solve(weighted_rest @ design[rest] + penalty,
+                                     weighted_rest @ targets[rest])
+      expected.append(design[i] @ coefficients)
+    np.testing.assert_allclose(path.leave_one_out_scores(alpha), expected, atol=1e-8)
 
 
 def _rocket_ridge_config(data_dir, data='ucr/Shapes', **train):
@@ -97,6 +94,31 @@ def test_ridge_fits_the_head_and_keeps_the_alpha_best_on_validation(three_shapes
   assert np.mean(np.argmax(outputs['logits'][kept], -1) == labels) > 0.9
   # Fitted already: the same summary, nothing refitted.
   assert ridge.train(experiment, tmp_path) == summary
+
+
+def test_a_refitted_ridge_trains_on_validation_too_and_validates_by_leave_one_out(
+    three_shapes, tmp_path):
+  config = _rocket_ridge_config(three_shapes, ridge_alphas=(0.1, 10.0, 1000.0))
+  config.data.refit = True
+  experiment = setup.build_experiment(config)
+  assert sorted(experiment.dataset.sources) == ['test', 'train']
+  assert len(experiment.dataset.sources['train']) == 60  # all of TRAIN
+  summary = ridge.train(experiment, tmp_path)
+  logged = [json.loads(line) for line in (tmp_path / 'logs' / 'metrics.jsonl').open()]
+  losses = {r['leave_one_out/ridge_alpha']: r['leave_one_out/loss'] for r in logged}
+  assert summary['ridge_alpha'] == min(losses, key=losses.get)
+  # The kept head's scores are the ridge regression's over its leave-one-out temperature.
+  features, labels = ridge._training_features(experiment, experiment.state)
+  path = ridge.RidgePath(features, ridge.indicator_targets(labels, experiment.dataset.task))
+  temperature = calibration.fit_temperature(path.leave_one_out_scores(summary['ridge_alpha']),
+                                            labels, experiment.dataset.task)
+  assert summary['ridge_temperature'] == pytest.approx(temperature, rel=1e-6)
+  state, _, _ = evaluate.restore_checkpoint(experiment, tmp_path)
+  result = evaluate.evaluate_checkpoint(experiment, tmp_path, 'test')
+  assert result['calibration']['fitted_on'] == 'none' and result['best_validation'] == (
+      summary['best_validation'])
+  with pytest.raises(ValueError, match='there is no val split to evaluate: with data.refit'):
+    evaluate.evaluate(experiment, state, 'val')
 
 
 def test_ridge_weights_each_example_by_its_class(three_shapes, tmp_path):

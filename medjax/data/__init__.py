@@ -6,6 +6,10 @@ task description and one random-access source per split.
 its raw files and its TFDS builder; the shared work is done here once: the
 prepare lock, decoding small splits into memory, class counts, per-channel
 statistics of the standardised inputs, and building the `Task`.
+
+`data.refit` (once a recipe is chosen on validation) trains on the training and
+validation examples together: the sources are then 'train' (both) and 'test', with
+no validation split, for every family.
 """
 import contextlib
 import dataclasses
@@ -54,6 +58,10 @@ def check_config(data_config) -> None:
     raise ConfigError(f'data.cv_fold={data_config.cv_fold} must be below data.cv_folds='
                       f'{data_config.cv_folds}' + (' (cross-validation is off)'
                                                   if not data_config.cv_folds else ''))
+  if data_config.refit and data_config.cv_folds:
+    raise ConfigError(f'data.refit trains on every fold of the training data, so there is '
+                      f'no fold to validate on: set data.cv_folds=0 (it is '
+                      f'{data_config.cv_folds})')
   family.check_config(dataset, data_config)
   modalities.check_config(data_config.augment)
 
@@ -109,6 +117,9 @@ def load(data_config) -> Dataset:
   sources = {split: sources_lib.in_memory_if_small(builder.as_data_source(split=split),
                                                    example_bytes, data_config.in_memory_mib)
              for split in SPLITS}
+  if data_config.refit:
+    sources = {'train': sources_lib.concatenated([sources['train'], sources['val']]),
+               'test': sources['test']}
   inputs = {key: _with_statistics(key, spec, sources['train'])
             for key, spec in described.inputs.items()}
   task = Task(

@@ -51,3 +51,36 @@ def in_memory_if_small(source: Any, example_bytes: int, limit_mib: float) -> Any
   if len(source) == 0 or len(source) * example_bytes > limit_mib * 2**20:
     return source
   return InMemorySource(read_all(source))
+
+
+class ConcatenatedSource:
+  """Several sources read as one: positions run through the first, then the next.
+  Each example's 'index' (its position in its split) is shifted by the examples before
+  its part, so it stays its position in the whole."""
+
+  def __init__(self, parts: Sequence[Any]):
+    self.parts = list(parts)
+    self._starts = np.cumsum([0] + [len(part) for part in self.parts])
+
+  def __len__(self) -> int:
+    return int(self._starts[-1])
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    if not 0 <= index < len(self):
+      raise IndexError(f'position {index} of a source of {len(self)} examples')
+    part = int(np.searchsorted(self._starts, index, side='right')) - 1
+    example = dict(self.parts[part][int(index - self._starts[part])])
+    example['index'] = np.asarray(example['index']) + self._starts[part]
+    return example
+
+
+def concatenated(parts: Sequence[Any]) -> Any:
+  """`parts` as one source (held in memory when every part is)."""
+  if all(isinstance(part, InMemorySource) for part in parts):
+    starts = np.cumsum([0] + [len(part) for part in parts[:-1]])
+    arrays = {key: np.concatenate([part.arrays[key] for part in parts])
+              for key in parts[0].arrays}
+    arrays['index'] = np.concatenate([part.arrays['index'] + start
+                                      for part, start in zip(parts, starts)])
+    return InMemorySource(arrays)
+  return ConcatenatedSource(parts)

@@ -3,8 +3,9 @@
 `train(experiment, workdir)` trains an experiment built by
 `medjax.train.setup.build_experiment`, resuming from the latest checkpoint in
 `workdir` if there is one, validating every `train.eval_every` steps and keeping
-the best checkpoint by the validation metric `train.select_metric`. Evaluation of
-the result is medjax/evaluate.py's.
+the best checkpoint by the validation metric `train.select_metric`. A refit
+(`data.refit`: no validation split) keeps its last step as the best checkpoint.
+Evaluation of the result is medjax/evaluate.py's.
 """
 import contextlib
 import pathlib
@@ -92,6 +93,7 @@ def train(experiment: Experiment, workdir) -> dict:
   latest = checkpoint.Checkpoints(workdir / 'checkpoints',
                                   max_to_keep=config.train.checkpoints_to_keep)
   select = experiment.select_metric
+  validating = 'val' in experiment.dataset.sources
   # Orbax keeps the highest 'selection' value: the metric, negated where lower is better.
   best = checkpoint.Checkpoints(workdir / 'best', max_to_keep=1, best_metric='selection')
   batches = iter(pipeline.train_batches(
@@ -151,7 +153,10 @@ def train(experiment: Experiment, workdir) -> dict:
         stop = _all_agree_to_stop(sigterm, step, config.train.log_every)
         if step % config.train.log_every == 0 or last:
           flush(step)
-        if step % config.train.eval_every == 0 or last:
+        if not validating and last:
+          meta.update(best_step=step)
+          best.save(step, state, {**meta}, metrics={'selection': 0.0})
+        elif validating and (step % config.train.eval_every == 0 or last):
           flush(step)
           values, _ = evaluate.evaluate(experiment, state, 'val')
           writer.write(step, 'val', values)

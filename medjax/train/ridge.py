@@ -14,7 +14,10 @@ evaluation and prediction read it as they read any other. The regression's score
 (about ±1) are not log-odds: each alpha's head is first divided by the temperature
 that minimises its validation loss (medjax/calibration.py), so that its loss, and a
 validation loss compared across models, mean what they mean for a head trained on the
-cross-entropy.
+cross-entropy. With no validation split (`data.refit`), each alpha is validated by
+leave-one-out on the training examples instead, in closed form from the same SVD (as
+scikit-learn's RidgeClassifierCV, the ROCKET paper's own choice of alpha): the
+temperature is fitted on, and the alpha chosen by, the leave-one-out scores.
 
 The training features are held in host memory (examples x features, float64): the
 ROCKET paper itself moves to logistic regression (here: `train.solver='gradient'`)
@@ -28,7 +31,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from medjax import calibration, checkpoint, evaluate, files, tta
+from medjax import calibration, checkpoint, evaluate, files, metrics, tta
 from medjax.config import ConfigError
 from medjax.train import objectives
 from medjax.train import step as steps
@@ -85,6 +88,11 @@ class RidgePath:
         root * (features - self.feature_mean) / self.scale, full_matrices=False)
     self.right = right_t.T
     self.projected = left.T @ (root * (targets - self.target_mean))
+    self.features, self.targets = features, targets
+    # Each example's leverage is its share of the (unpenalised) intercept plus
+    # sum_j U_ij^2 s_j^2 / (s_j^2 + alpha): the left singular vectors squared are kept.
+    self.intercept_leverage = weights / weights.sum()
+    self.left_squared = left**2
 
   def head(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """(kernel, bias) of the head on the raw features: the W and b of least
@@ -96,6 +104,16 @@ class RidgePath:
     return kernel, self.target_mean - self.feature_mean @ kernel
 
 
+  def leave_one_out_scores(self, alpha: float) -> np.ndarray:
+    """(n, outputs) scores of each training example by the head fitted without it
+    (the standardisation kept): the fitted residual divided by 1 - its leverage."""
+    kernel, bias = self.head(alpha)
+    fitted = self.features @ kernel + bias
+    shrink = self.singular**2 / (self.singular**2 + alpha)
+    leverage = self.intercept_leverage + self.left_squared @ shrink
+    return self.targets - (self.targets - fitted) / (1.0 - leverage)[:, None]
+
+
 def _with_head(state, kernel, bias):
   params = dict(state.params)
   params[HEAD] = {'kernel': jax.device_put(kernel.astype(np.float32),
@@ -105,22 +123,40 @@ def _with_head(state, kernel, bias):
   return state.replace(params=params)
 
 
-def _validated_heads(experiment, path: RidgePath, workdir):
+def _leave_one_out_metrics(path: RidgePath, alpha: float, labels, task) -> tuple[float, dict]:
+  """(temperature, metrics) of the leave-one-out scores of `alpha`'s head."""
+  scores = path.leave_one_out_scores(alpha)
+  scale = calibration.fit_temperature(scores, labels, task)
+  logits = scores / scale
+  outputs = {'logits': logits, 'probs': calibration.probabilities(logits, task),
+             'loss': np.asarray(steps.per_example_loss(logits, labels, task)),
+             'label': labels, 'mask': np.ones(len(labels))}
+  return scale, metrics.classification_metrics(outputs, task)
+
+
+def _validated_heads(experiment, path: RidgePath, labels, workdir):
   """Yields (alpha number, alpha, state with its head, temperature, validation metrics)
-  for each of `train.ridge_alphas`, logging the metrics as steps 1, 2, ..."""
+  for each of `train.ridge_alphas`, logging the metrics as steps 1, 2, ...: on the
+  validation split, or by leave-one-out where there is none."""
   task = experiment.dataset.task
+  validating = 'val' in experiment.dataset.sources
   writer = MetricWriter(workdir)
   try:
     for number, alpha in enumerate(experiment.config.train.ridge_alphas, 1):
       kernel, bias = path.head(alpha)
-      _, outputs = evaluate.evaluate(experiment, _with_head(experiment.state, kernel, bias),
-                                     'val')
-      kept = outputs['mask'] > 0
-      scale = calibration.fit_temperature(outputs['logits'][kept], outputs['label'][kept],
-                                          task)
+      if validating:
+        _, outputs = evaluate.evaluate(experiment, _with_head(experiment.state, kernel, bias),
+                                       'val')
+        kept = outputs['mask'] > 0
+        scale = calibration.fit_temperature(outputs['logits'][kept], outputs['label'][kept],
+                                            task)
+      else:
+        scale, values = _leave_one_out_metrics(path, alpha, labels, task)
       state = _with_head(experiment.state, kernel / scale, bias / scale)
-      values, _ = evaluate.evaluate(experiment, state, 'val')
-      writer.write(number, 'val', {**values, 'ridge_alpha': alpha})
+      if validating:
+        values, _ = evaluate.evaluate(experiment, state, 'val')
+      writer.write(number, 'val' if validating else 'leave_one_out',
+                   {**values, 'ridge_alpha': alpha})
       yield number, alpha, state, scale, values
   finally:
     writer.close()
@@ -147,7 +183,7 @@ def train(experiment, workdir) -> dict:
       labels.astype(int), np.ones(len(labels)))
   path = RidgePath(features, indicator_targets(labels, task), weights)
   select, chosen = experiment.select_metric, None
-  for number, alpha, state, scale, values in _validated_heads(experiment, path, workdir):
+  for number, alpha, state, scale, values in _validated_heads(experiment, path, labels, workdir):
     if chosen is None or objectives.improves(select, values[select], chosen['best_metric']):
       chosen = {'best_metric': values[select], 'best_step': number, 'ridge_alpha': alpha,
                 'ridge_temperature': scale, 'state': state}
@@ -155,7 +191,7 @@ def train(experiment, workdir) -> dict:
   alphas = experiment.config.train.ridge_alphas
   at_edge = len(alphas) > 1 and chosen['ridge_alpha'] in (min(alphas), max(alphas))
   if at_edge:
-    logging.warning('the best of train.ridge_alphas on validation, %g, is at the edge of the '
+    logging.warning('the best of train.ridge_alphas, %g, is at the edge of the '
                     'grid (%g ... %g): a wider grid may fit better', chosen['ridge_alpha'],
                     min(alphas), max(alphas))
   meta = {**chosen, 'select_metric': select, 'train_seconds': time.perf_counter() - started}

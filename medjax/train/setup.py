@@ -40,6 +40,10 @@ def _check_train_config(config, mesh, task):
     raise ConfigError(f'train.batch_size={config.train.batch_size} must be divisible by '
                       f'train.microbatches={microbatches} x the {devices} devices of the mesh')
   mixing.check_inputs(config.train, task)
+  if config.data.refit and task.kind in ('binary', 'multilabel'):
+    raise ConfigError(f'data.refit: a {task.kind} task decides at an operating point chosen on '
+                      'the validation split, which a refit trains on; refit tasks decided by '
+                      'the arg max (multi-class, ordinal) only')
 
 
 def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
@@ -60,7 +64,7 @@ def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
   select_metric = objectives.select_metric(task, config.train.select_metric,
                                            metrics.metric_names(task))
   model = models.build(config.model, task)
-  optimizer = make_optimizer(config.optim, config.train.steps)
+  optimizer = make_optimizer(config.optim, config.optim.schedule_steps or config.train.steps)
   # Parameters are drawn with XLA's RngBitGenerator ('rbg'): the same numbers for a
   # seed on a given backend, and on a CPU the initialisation of a ResNet-18 compiles
   # in 4 s where threefry's takes 12 s.
