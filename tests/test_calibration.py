@@ -39,7 +39,7 @@ def test_the_fitted_temperature_minimises_the_validation_nll(task):
   best = calibration.negative_log_likelihood(logits, labels, task, temperature)
   for other in (1.0, temperature * 1.05, temperature / 1.05):
     assert best < calibration.negative_log_likelihood(logits, labels, task, other)
-  summary = calibration.report(logits, labels, task, temperature)
+  summary = calibration.report(logits, labels, task, temperature, 'val')
   assert summary['after']['ece'] < summary['before']['ece'] / 2
   assert summary['after']['brier'] < summary['before']['brier']
 
@@ -85,7 +85,7 @@ def test_the_ece_floor_is_the_ece_of_a_calibrated_model_and_falls_with_the_split
   assert clinical.ece_sampling_floor(np.tile(scores, 4)) == pytest.approx(floor / 2, rel=0.15)
   # A model three times too sharp measures far above it.
   logits, labels = _overconfident(BINARY, count=400, seed=6)
-  summary = calibration.report(logits, labels, BINARY, 1.0)
+  summary = calibration.report(logits, labels, BINARY, 1.0, 'val')
   assert summary['before']['ece'] > 3 * summary['before']['ece_floor']
 
 
