@@ -133,6 +133,11 @@ def get_sweep():
                                'ecg5000/rocket_ridge_wide_refit'),
                   ensemble_seeds=((0,), (1,), (2,)),
                   refit_of='ecg5000/resnet_inception_rocket_ensemble_cv'),
+          # The MIT-BIH recipe chosen on validation refitted on all 22 DS1 records (de
+          # Chazal's training set), its three seeds as one ensemble as the chosen row's.
+          Variant('mitdb/resnet1d_short_refit', refit_of='mitdb/resnet1d_short'),
+          Variant('mitdb/resnet1d_short_ensemble_refit', ensemble_of='mitdb/resnet1d_short_refit',
+                  refit_of='mitdb/resnet1d_short_ensemble'),
       ),
       seeds=(0, 1, 2),
       baseline=('ecg5000/resnet1d', 'mitdb/resnet1d', 'ecg5000/resnet1d_cv'),
