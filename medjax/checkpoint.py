@@ -30,8 +30,15 @@ class Checkpoints:
         best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
         best_mode='max')
     self._directory = pathlib.Path(directory).absolute()
-    self._manager = ocp.CheckpointManager(self._directory, options=options,
-                                          item_names=('state', 'meta'))
+    # Orbax announces every read-only manager with a warning: expected here, not shown.
+    verbosity = logging.get_verbosity()
+    if read_only:
+      logging.set_verbosity(logging.ERROR)
+    try:
+      self._manager = ocp.CheckpointManager(self._directory, options=options,
+                                            item_names=('state', 'meta'))
+    finally:
+      logging.set_verbosity(verbosity)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
