@@ -103,7 +103,6 @@ class RidgePath:
     kernel = weights / self.scale[:, None]
     return kernel, self.target_mean - self.feature_mean @ kernel
 
-
   def leave_one_out_scores(self, alpha: float) -> np.ndarray:
     """(n, outputs) scores of each training example by the head fitted without it
     (the standardisation kept): the fitted residual divided by 1 - its leverage."""
