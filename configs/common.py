@@ -38,8 +38,8 @@ def get_config():
   config.data.cv_fold = 0
   # Train on the training and validation data together, with no validation split: the
   # last step is kept, and what validation would fit is given (optim.schedule_steps,
-  # eval.temperature; a ridge head validates by leave-one-out). For a recipe already
-  # chosen on validation, as the sweeps' `Variant(refit_of=...)`.
+  # eval.temperature, eval.operating_threshold; a ridge head validates by leave-one-out).
+  # For a recipe already chosen on validation, as the sweeps' `Variant(refit_of=...)`.
   config.data.refit = False
 
   config.model = ml_collections.ConfigDict()
@@ -84,6 +84,7 @@ def get_config():
   config.eval.positive_class = ''             # binary: label name scored as positive; '' = label 1
   config.eval.operating_rule = 'youden'       # youden | sensitivity | specificity (chosen on val)
   config.eval.operating_target = 0.0          # the target sensitivity or specificity
+  config.eval.operating_threshold = 0.0       # > 0: this binary threshold, not one chosen on val
   config.eval.bootstrap_resamples = 1000      # stratified bootstrap for the 95% intervals
   config.eval.bootstrap_seed = 0
   config.eval.confidence = 0.95

@@ -89,6 +89,7 @@ CORE_RANGES = {
     'eval.bootstrap_resamples': (_at_least(1), 'positive'),
     'eval.confidence': (lambda value: 0.0 < value < 1.0, 'in (0, 1)'),
     'eval.temperature': (_at_least(0.0), '>= 0 (0: fitted on validation)'),
+    'eval.operating_threshold': (_in(0.0, 1.0), 'in [0, 1) (0: chosen on validation)'),
     'explain.num_images': (_at_least(0), '>= 0 (0: none)'),
     'explain.smoothgrad_samples': (_at_least(1), 'positive'),
     'explain.smoothgrad_noise': (_at_least(0.0), '>= 0'),

@@ -57,14 +57,20 @@ def _with_intervals(point: dict, labels, statistic, names, eval_config, groups=N
 
 
 def _binary_report(labels, scores, val_labels, val_scores, eval_config, groups=None) -> dict:
-  threshold = clinical.operating_threshold(val_labels, val_scores, eval_config.operating_rule,
-                                           eval_config.operating_target)
+  """The binary metrics at the threshold `eval.operating_threshold` where given (the
+  validation arrays are then not read), else chosen on validation by the rule."""
+  if eval_config.operating_threshold:
+    threshold, chosen_on = eval_config.operating_threshold, 'eval.operating_threshold'
+  else:
+    threshold, chosen_on = clinical.operating_threshold(
+        val_labels, val_scores, eval_config.operating_rule,
+        eval_config.operating_target), 'val'
   point = _binary_point(labels, scores, threshold)
   statistic = lambda idx: _binary_point(labels[idx], scores[idx], threshold)  # noqa: E731
   return {
       'operating_point': {'rule': eval_config.operating_rule,
                           'target': eval_config.operating_target,
-                          'threshold': threshold, 'chosen_on': 'val'},
+                          'threshold': threshold, 'chosen_on': chosen_on},
       'metrics': _with_intervals(point, labels, statistic, BINARY_HEADLINES, eval_config, groups),
       'counts': {k: point[k] for k in ('tp', 'fp', 'tn', 'fn')},
   }
@@ -134,8 +140,8 @@ def _multilabel_report(labels, probs, val_labels, val_probs, task: Task, eval_co
 
 def clinical_report(outputs: dict, val_outputs: dict | None, task: Task, eval_config) -> dict:
   """The clinical metrics of `outputs`, with operating points chosen on `val_outputs`
-  (None for a refit, which tasks decided by the arg max allow), and the task's own
-  scores (medjax/scores/).
+  (None for a refit: tasks decided by the arg max, or binary ones given
+  `eval.operating_threshold`), and the task's own scores (medjax/scores/).
 
   Both hold per-example 'probs', 'label' and 'mask' (padding already allowed for), and
   'group' where the task has groups (intervals then resample groups).
@@ -157,10 +163,11 @@ def _standard_report(outputs, val_outputs, labels, probs, task, eval_config, gro
                               val_outputs['probs'].astype(np.float64), task, eval_config)
   if task.kind == 'binary':
     positive = positive_index(task, eval_config.positive_class)
-    report = _binary_report((labels == positive).astype(int), probs[:, positive],
-                            (val_outputs['label'] == positive).astype(int),
-                            val_outputs['probs'][:, positive].astype(np.float64), eval_config,
-                            groups)
+    val_labels, val_scores = ((None, None) if val_outputs is None else
+                              ((val_outputs['label'] == positive).astype(int),
+                               val_outputs['probs'][:, positive].astype(np.float64)))
+    report = _binary_report((labels == positive).astype(int), probs[:, positive], val_labels,
+                            val_scores, eval_config, groups)
     return {'positive_class': task.label_names[positive], **report}
   return _multiclass_report(labels, probs, task, eval_config, groups)
 

@@ -115,7 +115,9 @@ def _markdown(result, plots) -> str:
   if 'operating_point' in result:
     op = result['operating_point']
     where = f' at threshold {op["threshold"]:.4f}' if 'threshold' in op else ''
-    lines += [f'Operating point: {op["rule"]} chosen on the {op["chosen_on"]} split{where}'
+    how = ('given (eval.operating_threshold)' if op['chosen_on'] == 'eval.operating_threshold'
+           else f'{op["rule"]} chosen on the {op["chosen_on"]} split')
+    lines += [f'Operating point: {how}{where}'
               + (f', positive class "{result["positive_class"]}".' if 'positive_class' in result
                  else '.'), '']
   if 'calibration' in result:

@@ -39,9 +39,10 @@ cross-validated too. The tables choose among the rows of one validation protocol
 A variant with `refit_of=V` is V's recipe refitted once V's runs have finished: trained
 on the training and validation examples together (`data.refit`), with what V's runs
 chose on validation carried over: the mean of their best steps as `train.steps` (the
-learning-rate schedule keeping V's length: `optim.schedule_steps`) and the geometric
+learning-rate schedule keeping V's length: `optim.schedule_steps`), the geometric
 mean of their fitted temperatures as `eval.temperature` (a ridge head validates itself
-by leave-one-out instead). An ensemble variant of refits is a refit too, and may name
+by leave-one-out instead) and, for a binary task, the mean of their operating
+thresholds as `eval.operating_threshold`. An ensemble variant of refits is a refit too, and may name
 the validated ensemble it refits (`refit_of`); the tables show a refit below the row it
 refits, never as a candidate of the choice.
 """
@@ -150,22 +151,28 @@ class Run:
 
 def refit_overrides(validated_runs) -> dict:
   """What a refit carries over from the finished runs of the recipe it refits (see the
-  module docstring); {} for a ridge head, which validates itself by leave-one-out."""
-  summaries, temperatures = [], []
+  module docstring): a binary task's mean operating threshold, and unless the head is
+  a ridge (which validates itself by leave-one-out) the mean best step and the
+  geometric mean temperature."""
+  summaries, results = [], []
   for workdir in validated_runs:
     try:
       summaries.append(json.loads((workdir / 'train_summary.json').read_text()))
-      result = json.loads((workdir / TEST_METRICS_FILE).read_text())
+      results.append(json.loads((workdir / TEST_METRICS_FILE).read_text()))
     except (OSError, ValueError) as error:
       raise SweepError(f'a refit needs the finished runs of the recipe it refits; '
                        f'{workdir} is not one ({error})') from error
-    temperatures.append(result['calibration']['temperature'])
+  thresholds = [result['operating_point']['threshold'] for result in results
+                if 'threshold' in result.get('operating_point', {})]
+  carried = {'eval.operating_threshold': sum(thresholds) / len(thresholds)} if thresholds else {}
   if any(summary.get('solver') == 'ridge' for summary in summaries):
-    return {}
+    return carried
   best_steps = [summary['best_step'] for summary in summaries]
+  log_temperatures = [math.log(result['calibration']['temperature']) for result in results]
   return {'train.steps': round(sum(best_steps) / len(best_steps)),
           'optim.schedule_steps': max(summary['steps'] for summary in summaries),
-          'eval.temperature': math.exp(sum(map(math.log, temperatures)) / len(temperatures))}
+          'eval.temperature': math.exp(sum(log_temperatures) / len(log_temperatures)),
+          **carried}
 
 
 def _flag_value(value) -> str:

@@ -399,13 +399,14 @@ def test_a_cross_validated_variant_runs_one_fold_each_and_ensembles_fold_by_fold
     sweep.check(dataclasses.replace(loaded, variants=(sweep.Variant('x/fold1'),)), 'test')
 
 
-def _finish(workdir, best_step, temperature, solver=None):
-  """What a finished run leaves for a refit to read."""
+def _finish(workdir, best_step, temperature, solver=None, threshold=None):
+  """What a finished run leaves for a refit to read (`threshold`: a binary task's)."""
   (workdir / 'eval' / 'test').mkdir(parents=True)
   summary = {'best_step': best_step, 'steps': 500, **({'solver': solver} if solver else {})}
   (workdir / 'train_summary.json').write_text(json.dumps(summary))
-  (workdir / sweep.TEST_METRICS_FILE).write_text(
-      json.dumps({'calibration': {'temperature': temperature}}))
+  result = {'calibration': {'temperature': temperature},
+            **({'operating_point': {'threshold': threshold}} if threshold else {})}
+  (workdir / sweep.TEST_METRICS_FILE).write_text(json.dumps(result))
 
 
 def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp_path,
@@ -432,10 +433,12 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
       '--config.optim.learning_rate=0.0003', '--config.seed=1', '--config.data.refit=True',
       '--config.train.steps=200', '--config.optim.schedule_steps=500',
       '--config.eval.temperature=1.0']  # the mean step; the geometric mean temperature
-  for fold in (0, 1):  # a ridge head chooses by leave-one-out: nothing carried over
-    _finish(tmp_path / 'r-cv' / f'fold{fold}', best_step=3, temperature=1.0, solver='ridge')
-  assert listed['r-refit/seed0'].command_args()[2:] == ['--config.seed=0',
-                                                        '--config.data.refit=True']
+  # A ridge head chooses by leave-one-out: only a binary task's threshold is carried over.
+  for fold, threshold in ((0, 0.25), (1, 0.75)):
+    _finish(tmp_path / 'r-cv' / f'fold{fold}', best_step=3, temperature=1.0, solver='ridge',
+            threshold=threshold)
+  assert listed['r-refit/seed0'].command_args()[2:] == [
+      '--config.seed=0', '--config.data.refit=True', '--config.eval.operating_threshold=0.5']
   variant_of = {variant.name: variant for variant in loaded.variants}
   assert [sweep.validation_of(v, variant_of) for v in loaded.variants[3:]] == ['refit'] * 3
   assert listed['ar-refit/ensemble1'].members == (tmp_path / 'a-refit' / 'seed1',

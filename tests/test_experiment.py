@@ -72,6 +72,7 @@ def test_config_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
     ('eval.operating_rule', 'f1', "eval.operating_rule='f1' is not one of"),
     ('eval.confidence', 95.0, 'eval.confidence=95.0 must be in (0, 1)'),
     ('eval.bootstrap_resamples', 0, 'eval.bootstrap_resamples=0 must be positive'),
+    ('eval.operating_threshold', 1.0, 'eval.operating_threshold=1.0 must be in [0, 1)'),
     ('explain.methods', 'gradients,lime', "explain.methods='gradients,lime'"),
     ('data.augment.rotation_degrees', float('inf'), 'must be a finite number, got inf'),
     ('data.augment.zoom', 1.5, 'data.augment.zoom=1.5 must be in [0, 1)'),

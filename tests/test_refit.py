@@ -1,5 +1,6 @@
 """Refitting a chosen recipe on the training and validation data (`data.refit`)."""
 import json
+import re
 
 import jax
 import numpy as np
@@ -82,13 +83,27 @@ def test_a_refit_keeps_its_last_step_of_the_longer_schedule_it_is_given(three_sh
   assert stored['temperature'] == 1.5 and stored['fitted_on'] == 'eval.temperature'
 
 
-def test_a_task_decided_at_an_operating_point_is_not_refitted(three_shapes):
+def test_a_binary_refit_decides_at_the_threshold_it_is_given(three_shapes, tmp_path):
   config = small_config('linear', data='ucr/Two')
   config.data.data_dir = str(three_shapes)
   config.data.refit = True
-  with pytest.raises(ConfigError, match='data.refit: a binary task decides at an operating '
-                                        'point chosen on the validation split'):
+  config.explain.num_images = 0
+  with pytest.raises(ConfigError, match=re.escape(
+      'the validation split, which a refit trains on: give the threshold '
+      '(eval.operating_threshold)')):
     setup.build_experiment(config)
+  config.eval.operating_threshold = 0.3
+  config.train.steps = 2
+  experiment = setup.build_experiment(config)
+  loop.train(experiment, tmp_path)
+  result = evaluate.evaluate_checkpoint(experiment, tmp_path, 'test')
+  assert result['operating_point']['threshold'] == 0.3
+  assert result['operating_point']['chosen_on'] == 'eval.operating_threshold'
+  probs = np.loadtxt(tmp_path / 'eval' / 'test' / 'predictions.csv', delimiter=',',
+                     skiprows=1, usecols=3)
+  assert result['counts']['tp'] + result['counts']['fp'] == int(np.sum(probs >= 0.3))
+  assert 'Operating point: given (eval.operating_threshold) at threshold 0.3000' in (
+      tmp_path / 'eval' / 'test' / 'report.md').read_text()
 
 
 def test_refit_settings_are_checked_with_the_config():

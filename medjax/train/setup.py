@@ -40,10 +40,13 @@ def _check_train_config(config, mesh, task):
     raise ConfigError(f'train.batch_size={config.train.batch_size} must be divisible by '
                       f'train.microbatches={microbatches} x the {devices} devices of the mesh')
   mixing.check_inputs(config.train, task)
-  if config.data.refit and task.kind in ('binary', 'multilabel'):
-    raise ConfigError(f'data.refit: a {task.kind} task decides at an operating point chosen on '
-                      'the validation split, which a refit trains on; refit tasks decided by '
-                      'the arg max (multi-class, ordinal) only')
+  if config.data.refit and (task.kind == 'multilabel' or task.kind == 'binary' and
+                            not config.eval.operating_threshold):
+    raise ConfigError(f'data.refit: a {task.kind} task decides at operating points chosen on '
+                      'the validation split, which a refit trains on' +
+                      (': give the threshold (eval.operating_threshold)'
+                       if task.kind == 'binary' else
+                       '; refit multi-class, ordinal and binary tasks only'))
 
 
 def build_experiment(config, dataset: data.Dataset | None = None) -> Experiment:
