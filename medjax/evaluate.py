@@ -264,7 +264,8 @@ def evaluate_ensemble(members: list[tuple[Experiment, pathlib.Path]], workdir,
             'num_params': sum(count_params(run.state) for run in runs),
             'confidence': config.eval.confidence,
             **metrics.classification_metrics(outputs, task),
-            **evaluation.clinical_report(outputs, val_outputs, task, config.eval)}
+            **evaluation.clinical_report(outputs, val_outputs, task,
+                                         _ensemble_eval_config(members, validated))}
   if jax.process_index() == 0:
     out_dir = _eval_dir(workdir, split, which)
     files.write_json_atomic(pathlib.Path(workdir) / 'ensemble.json',
@@ -272,6 +273,18 @@ def evaluate_ensemble(members: list[tuple[Experiment, pathlib.Path]], workdir,
     _write_results(result, outputs, task, config, workdir, out_dir, which)
     files.write_json_atomic(out_dir / 'metrics.json', result)
   return result
+
+
+def _ensemble_eval_config(members, validated: bool):
+  """The first member's `eval` settings; where the members have no validation split
+  (refits), the mean of their given thresholds decides, as their mean probability does."""
+  eval_config = members[0][0].config.eval
+  if validated:
+    return eval_config
+  eval_config = eval_config.copy_and_resolve_references()
+  eval_config.operating_threshold = float(np.mean(
+      [e.config.eval.operating_threshold for e, _ in members]))
+  return eval_config
 
 
 def saliency_options(config) -> dict:

@@ -104,6 +104,13 @@ def test_a_binary_refit_decides_at_the_threshold_it_is_given(three_shapes, tmp_p
   assert result['counts']['tp'] + result['counts']['fp'] == int(np.sum(probs >= 0.3))
   assert 'Operating point: given (eval.operating_threshold) at threshold 0.3000' in (
       tmp_path / 'eval' / 'test' / 'report.md').read_text()
+  # An ensemble of refits decides at the mean of its members' thresholds.
+  other = config.copy_and_resolve_references()
+  other.eval.operating_threshold = 0.5
+  members = [(experiment, tmp_path), (setup.build_experiment(other), tmp_path)]
+  ensemble = evaluate.evaluate_ensemble(members, tmp_path / 'ensemble')
+  assert ensemble['operating_point']['threshold'] == pytest.approx(0.4)
+  assert ensemble['best_validation'] is None
 
 
 def test_refit_settings_are_checked_with_the_config():
