@@ -100,6 +100,7 @@ def test_a_refitted_ridge_trains_on_validation_too_and_validates_by_leave_one_ou
     three_shapes, tmp_path):
   config = _rocket_ridge_config(three_shapes, ridge_alphas=(0.1, 10.0, 1000.0))
   config.data.refit = True
+  config.explain.num_images, config.eval.bootstrap_resamples = 0, 50
   experiment = setup.build_experiment(config)
   assert sorted(experiment.dataset.sources) == ['test', 'train']
   assert len(experiment.dataset.sources['train']) == 60  # all of TRAIN
