@@ -18,8 +18,9 @@ The `ecg5000/*_cv` rows are the ECG5000 recipes again, cross-validated on TRAIN 
 folds of 100 series; `Variant(cv_folds=5)`): their validation loss is measured on all
 500 TRAIN series where the holdout rows' is one draw of 100, and the ECG5000 recipe is
 the cross-validated row of lowest validation loss (the table chooses per protocol).
-The `ecg5000/*_refit` rows are cross-validated recipes trained again on all 500 TRAIN
-series (`Variant(refit_of=...)`), shown below the row they refit.
+The `*_refit` rows are chosen recipes trained again on all their training data
+(`Variant(refit_of=...)`: the cross-validated ECG5000 recipes on all 500 TRAIN series, the
+chosen MIT-BIH recipe on all 22 DS1 records), shown below the row they refit.
 
 COMMAND: python -m medjax.ablate experiments/ecg.py --workdir=workdirs/ecg \
   --publish=experiments/results/ecg/runs

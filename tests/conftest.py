@@ -110,7 +110,7 @@ def trained(tmp_path_factory):
   return workdir
 
 
-def write_ucr_series(folder, name, rows):
+def _write_ucr_series(folder, name, rows):
   """A UCR-layout file `name` in `folder`: (label, values) rows."""
   folder.mkdir(parents=True, exist_ok=True)
   (folder / name).write_text(''.join('\t'.join([str(label)] + [f'{v:.4f}' for v in values]) + '\n'
@@ -133,5 +133,5 @@ def three_shapes(tmp_path_factory):
       rows = [(label_of(k) + 1,
                shapes[label_of(k)] * rng.uniform(0.8, 1.2) + rng.normal(0, 1.0, 32))
               for k in range(count)]
-      write_ucr_series(data_dir / 'ucr', f'{name}_{split}.tsv', rows)
+      _write_ucr_series(data_dir / 'ucr', f'{name}_{split}.tsv', rows)
   return data_dir
