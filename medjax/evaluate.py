@@ -148,8 +148,12 @@ def _evaluate_calibrated(experiment: Experiment, workdir, split: str, which: str
   task = experiment.dataset.task
   state, step, meta = restore_checkpoint(experiment, workdir, which)
   values, outputs = evaluate(experiment, state, split)
-  val_outputs = (outputs if split == 'val' else evaluate(experiment, state, 'val')[1]
-                 if 'val' in experiment.dataset.sources else None)
+  if split == 'val':
+    val_outputs = outputs
+  elif 'val' in experiment.dataset.sources:
+    val_outputs = evaluate(experiment, state, 'val')[1]
+  else:  # a refit's
+    val_outputs = None
   temperature, fitted_on = _temperature(experiment.config.eval, val_outputs, task)
   split_kept = evaluation.kept(outputs)
   calibrated = calibration.report(split_kept['logits'], split_kept['label'], task, temperature,

@@ -39,10 +39,10 @@ cross-validated too. The tables choose among the rows of one validation protocol
 A variant with `refit_of=V` is V's recipe refitted once V's runs have finished: trained
 on the training and validation examples together (`data.refit`), with what V's runs
 chose on validation carried over: the mean of their best steps as `train.steps` (the
-learning-rate schedule keeping V's length: `optim.schedule_steps`), the geometric
-mean of their fitted temperatures as `eval.temperature` (a ridge head validates itself
-by leave-one-out instead) and, for a binary task, the mean of their operating
-thresholds as `eval.operating_threshold`. An ensemble variant of refits is a refit too, and may name
+learning-rate schedule keeping V's length: `optim.schedule_steps`), the geometric mean
+of their fitted temperatures as `eval.temperature` (a ridge head validates itself by
+leave-one-out instead) and, for a binary task, the mean of their operating thresholds as
+`eval.operating_threshold`. An ensemble variant of refits is a refit too, and may name
 the validated ensemble it refits (`refit_of`); the tables show a refit below the row it
 refits, never as a candidate of the choice.
 """
