@@ -43,8 +43,8 @@ learning-rate schedule keeping V's length: `optim.schedule_steps`), the geometri
 of their fitted temperatures as `eval.temperature` (a ridge head validates itself by
 leave-one-out instead) and, for a binary task, the mean of their operating thresholds as
 `eval.operating_threshold`. An ensemble variant of refits is a refit too, and may name
-the validated ensemble it refits (`refit_of`); the tables show a refit below the row it
-refits, never as a candidate of the choice.
+the validated ensemble it refits (`refit_of`), whose test-time views it takes; the
+tables show a refit below the row it refits, never as a candidate of the choice.
 """
 import dataclasses
 import importlib.util
@@ -271,8 +271,9 @@ def check(sweep: Sweep, source) -> None:
 
 
 def _check_refit(variant: Variant, variant_of: dict, source) -> None:
-  """A trained refit names a validated trained variant and adds nothing to its recipe;
-  an ensemble of refits refits the ensemble of the variants its members refit."""
+  """A refit names a validated variant of its kind (trained or ensemble) and adds
+  nothing to its recipe; an ensemble of refits refits the ensemble of the variants its
+  members refit, evaluated as that ensemble is (its test-time views)."""
   if not variant.refit_of:
     return
   refitted = variant_of.get(variant.refit_of)
@@ -287,7 +288,7 @@ def _check_refit(variant: Variant, variant_of: dict, source) -> None:
       raise SweepError(f'{source}: variant {variant.name!r}: its members refit '
                        f'{sorted(refits)}, not the members of {variant.refit_of!r} '
                        f'({sorted(refitted.ensembled)})')
-  elif variant.overrides or variant.config or variant.cv_folds:
+  if variant.overrides or variant.config or variant.cv_folds:
     raise SweepError(f'{source}: variant {variant.name!r}: a refit is the recipe of '
                      f'{variant.refit_of!r}; it takes no overrides, config or folds of its own')
 
@@ -337,6 +338,7 @@ def runs(sweep: Sweep, workdir) -> list[Run]:
     for number, group in enumerate(groups):
       members = tuple(workdir / name / _run_folder(variant_of[name], seed)
                       for name in variant.ensembled for seed in group)
-      listed.append(Run(variant, number, '', workdir / variant.name / f'ensemble{number}',
-                        members))
+      evaluated_as = variant_of[variant.refit_of] if variant.refit_of else variant
+      listed.append(Run(dataclasses.replace(variant, overrides=evaluated_as.overrides), number,
+                        '', workdir / variant.name / f'ensemble{number}', members))
   return listed

@@ -414,7 +414,8 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
   loaded = sweep.Sweep(base='configs/ecg5000_resnet1d.py', seeds=(0, 1), variants=(
       sweep.Variant('a-cv', {'optim.learning_rate': 3e-4}, cv_folds=2),
       sweep.Variant('r-cv', config='configs/ecg5000_rocket_ridge.py', cv_folds=2),
-      sweep.Variant('ar-cv', ensemble_of=('a-cv', 'r-cv'), ensemble_seeds=((0,), (1,))),
+      sweep.Variant('ar-cv', {'eval.tta': 'shift'}, ensemble_of=('a-cv', 'r-cv'),
+                    ensemble_seeds=((0,), (1,))),
       sweep.Variant('a-refit', refit_of='a-cv'), sweep.Variant('r-refit', refit_of='r-cv'),
       sweep.Variant('ar-refit', ensemble_of=('a-refit', 'r-refit'),
                     ensemble_seeds=((0,), (1,)), refit_of='ar-cv')))
@@ -443,6 +444,8 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
   assert [sweep.validation_of(v, variant_of) for v in loaded.variants[3:]] == ['refit'] * 3
   assert listed['ar-refit/ensemble1'].members == (tmp_path / 'a-refit' / 'seed1',
                                                   tmp_path / 'r-refit' / 'seed1')
+  # evaluated with the test-time views of the ensemble it refits
+  assert listed['ar-refit/ensemble1'].command_args()[-1] == '--tta=shift'
   # The runner trains the refits after the runs they need, and the ensembles last.
   order = []
 
@@ -465,6 +468,8 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
   for bad, message in (
       (sweep.Variant('x', refit_of='nope'), "refit_of='nope' is not a trained variant"),
       (sweep.Variant('x', {'train.steps': 3}, refit_of='a-cv'), 'it takes no overrides'),
+      (sweep.Variant('x', {'eval.tta': 'shift'}, ensemble_of=('a-refit', 'r-refit'),
+                     ensemble_seeds=((0,),), refit_of='ar-cv'), 'it takes no overrides'),
       (sweep.Variant('x', ensemble_of=('a-refit',), refit_of='ar-cv'),
        "its members refit ['a-cv'], not the members of 'ar-cv'"),
       (sweep.Variant('x', ensemble_of=('a-refit', 'a-cv'), ensemble_seeds=((0,),)),
