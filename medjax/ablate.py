@@ -90,12 +90,12 @@ def run_all(pending: list, jobs: int, on_success=lambda run: None) -> dict:
 
 
 def run_sweep(pending: list, jobs: int, on_success) -> dict:
-  """The training runs, then the refits, then the ensembles, each of those once the runs
-  it needs have finished (the others are reported and left for a later call); returns
-  {run name: exit code}."""
-  codes = run_all([run for run in pending if not run.members and not run.refits], jobs,
-                  on_success)
-  for waiting in ([run for run in pending if run.refits], [run for run in pending if run.members]):
+  """The training runs, then the refits, then the ensembles, then the ensembles of
+  refits, each once the runs it needs have finished (the others are reported and left
+  for a later call); returns {run name: exit code}."""
+  codes = {}
+  for phase in ((False, False), (False, True), (True, False), (True, True)):
+    waiting = [run for run in pending if (bool(run.members), bool(run.refits)) == phase]
     ready = [run for run in waiting if not run.waits_for]
     for run in waiting:
       if run.waits_for:

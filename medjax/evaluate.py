@@ -281,7 +281,8 @@ def evaluate_ensemble(members: list[tuple[Experiment, pathlib.Path]], workdir,
 
 def _ensemble_eval_config(members, validated: bool):
   """The first member's `eval` settings; where the members have no validation split
-  (refits), the mean of their given thresholds decides, as their mean probability does."""
+  (refits), the mean of their given thresholds decides, as their mean probability does
+  (`--operating_threshold` gives every member the one threshold to decide at)."""
   eval_config = members[0][0].config.eval
   if validated:
     return eval_config

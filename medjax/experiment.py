@@ -47,6 +47,10 @@ _TTA = flags.DEFINE_string('tta', None, '--mode=eval/predict: test-time views re
                            "stored eval.tta (e.g. hflip,shift; '' for none), of every "
                            'member with --ensemble. To keep a run\'s own test results, write '
                            'elsewhere: --ensemble=RUN --workdir=NEW')
+_OPERATING_THRESHOLD = flags.DEFINE_float(
+    'operating_threshold', None, '--mode=eval: decide a binary task at this threshold, in '
+    '(0, 1), instead of the one chosen on validation (an ensemble of refits: the threshold '
+    'of the validated ensemble it refits)')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'join a multi-process job '
                                  '(jax.distributed.initialize; see medjax/parallel.py)')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool('allow_config_change', False, 'train in a workdir '
@@ -105,6 +109,9 @@ def _resolve_config(workdir: pathlib.Path, mode: str):
     if mode != 'eval':
       _fail('--ensemble works with --mode=eval only', CONFIG_EXIT_CODE)
     return _ensemble_configs(_ENSEMBLE.value)[0]
+  if _OPERATING_THRESHOLD.value is not None and mode != 'eval':
+    _fail('--operating_threshold works with --mode=eval; to train with one, '
+          '--config.eval.operating_threshold', CONFIG_EXIT_CODE)
   if mode in ('eval', 'predict'):
     if not (workdir / 'config.json').exists():
       _fail(f'{workdir / "config.json"} not found: --mode={mode} needs a trained workdir',
@@ -123,6 +130,11 @@ def _with_eval_overrides(config):
   evaluated may change, what it was trained on may not."""
   if _TTA.value is not None:
     config.eval.tta = _TTA.value
+  if _OPERATING_THRESHOLD.value is not None:
+    if not 0.0 < _OPERATING_THRESHOLD.value < 1.0:
+      _fail(f'--operating_threshold={_OPERATING_THRESHOLD.value}: must be in (0, 1)',
+            CONFIG_EXIT_CODE)
+    config.eval.operating_threshold = _OPERATING_THRESHOLD.value
   return config
 
 

@@ -43,8 +43,10 @@ learning-rate schedule keeping V's length: `optim.schedule_steps`), the geometri
 of their fitted temperatures as `eval.temperature` (a ridge head validates itself by
 leave-one-out instead) and, for a binary task, the mean of their operating thresholds as
 `eval.operating_threshold`. An ensemble variant of refits is a refit too, and may name
-the validated ensemble it refits (`refit_of`), whose test-time views it takes; the
-tables show a refit below the row it refits, never as a candidate of the choice.
+the validated ensemble it refits (`refit_of`): it is evaluated with that ensemble's
+test-time views and decides a binary task at the mean of its chosen thresholds (its
+members' own would be chosen for each member alone). The tables show a refit below the
+row it refits, never as a candidate of the choice.
 """
 import dataclasses
 import importlib.util
@@ -103,7 +105,7 @@ class Sweep:
 
 
 # The overrides an ensemble variant may carry, with the `medjax.experiment` flag of each.
-EVAL_OVERRIDES = {'eval.tta': '--tta'}
+EVAL_OVERRIDES = {'eval.tta': '--tta', 'eval.operating_threshold': '--operating_threshold'}
 
 # A run is finished once its test metrics are written (the experiment's last output).
 TEST_METRICS_FILE = 'eval/test/metrics.json'
@@ -127,10 +129,13 @@ class Run:
   def command_args(self) -> list[str]:
     """The `medjax.experiment` arguments of this run."""
     if self.members:
+      overrides = dict(self.variant.overrides)
+      if self.refits:  # decides where the ensembles it refits decided
+        overrides.update(_mean_threshold(_finished_results(self.refits)))
       return (['--mode=eval', f'--workdir={self.workdir}',
                f'--ensemble={",".join(str(member) for member in self.members)}'] +
-              [f'{EVAL_OVERRIDES[field]}={value}'
-               for field, value in self.variant.overrides.items()])
+              [f'{EVAL_OVERRIDES[field]}={_flag_value(value)}'
+               for field, value in overrides.items()])
     overrides = {**self.variant.overrides, 'seed': self.seed}
     if self.variant.cv_folds:  # a training run of a cross-validated variant: one fold
       overrides.update({'data.cv_folds': self.variant.cv_folds, 'data.cv_fold': self.seed})
@@ -154,17 +159,9 @@ def refit_overrides(validated_runs) -> dict:
   module docstring): a binary task's mean operating threshold, and unless the head is
   a ridge (which validates itself by leave-one-out) the mean best step and the
   geometric mean temperature."""
-  summaries, results = [], []
-  for workdir in validated_runs:
-    try:
-      summaries.append(json.loads((workdir / 'train_summary.json').read_text()))
-      results.append(json.loads((workdir / TEST_METRICS_FILE).read_text()))
-    except (OSError, ValueError) as error:
-      raise SweepError(f'a refit needs the finished runs of the recipe it refits; '
-                       f'{workdir} is not one ({error})') from error
-  thresholds = [result['operating_point']['threshold'] for result in results
-                if 'threshold' in result.get('operating_point', {})]
-  carried = {'eval.operating_threshold': sum(thresholds) / len(thresholds)} if thresholds else {}
+  summaries = _finished_results(validated_runs, 'train_summary.json')
+  results = _finished_results(validated_runs)
+  carried = _mean_threshold(results)
   if any(summary.get('solver') == 'ridge' for summary in summaries):
     return carried
   best_steps = [summary['best_step'] for summary in summaries]
@@ -173,6 +170,25 @@ def refit_overrides(validated_runs) -> dict:
           'optim.schedule_steps': max(summary['steps'] for summary in summaries),
           'eval.temperature': math.exp(sum(log_temperatures) / len(log_temperatures)),
           **carried}
+
+
+def _finished_results(validated_runs, file: str = TEST_METRICS_FILE) -> list[dict]:
+  """`file` of each finished validated run (or ensemble) a refit carries choices from."""
+  results = []
+  for workdir in validated_runs:
+    try:
+      results.append(json.loads((workdir / file).read_text()))
+    except (OSError, ValueError) as error:
+      raise SweepError(f'a refit needs the finished runs of the recipe it refits; '
+                       f'{workdir} is not one ({error})') from error
+  return results
+
+
+def _mean_threshold(results) -> dict:
+  """A binary task's mean operating threshold of `results`, as an override."""
+  thresholds = [result['operating_point']['threshold'] for result in results
+                if 'threshold' in result.get('operating_point', {})]
+  return {'eval.operating_threshold': sum(thresholds) / len(thresholds)} if thresholds else {}
 
 
 def _flag_value(value) -> str:
@@ -338,7 +354,10 @@ def runs(sweep: Sweep, workdir) -> list[Run]:
     for number, group in enumerate(groups):
       members = tuple(workdir / name / _run_folder(variant_of[name], seed)
                       for name in variant.ensembled for seed in group)
-      evaluated_as = variant_of[variant.refit_of] if variant.refit_of else variant
-      listed.append(Run(dataclasses.replace(variant, overrides=evaluated_as.overrides), number,
-                        '', workdir / variant.name / f'ensemble{number}', members))
+      validated = variant_of[variant.refit_of] if variant.refit_of else variant
+      refits = tuple(workdir / validated.name / f'ensemble{validated_number}'
+                     for validated_number in range(len(
+                         validated.ensemble_seeds or (None,)))) if variant.refit_of else ()
+      listed.append(Run(dataclasses.replace(variant, overrides=validated.overrides), number,
+                        '', workdir / variant.name / f'ensemble{number}', members, refits))
   return listed

@@ -444,9 +444,18 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
   assert [sweep.validation_of(v, variant_of) for v in loaded.variants[3:]] == ['refit'] * 3
   assert listed['ar-refit/ensemble1'].members == (tmp_path / 'a-refit' / 'seed1',
                                                   tmp_path / 'r-refit' / 'seed1')
-  # evaluated with the test-time views of the ensemble it refits
-  assert listed['ar-refit/ensemble1'].command_args()[-1] == '--tta=shift'
-  # The runner trains the refits after the runs they need, and the ensembles last.
+  # Evaluated as the ensembles it refits were, deciding at their mean threshold.
+  ensemble_refit = listed['ar-refit/ensemble1']
+  validated = (tmp_path / 'ar-cv' / 'ensemble0', tmp_path / 'ar-cv' / 'ensemble1')
+  assert ensemble_refit.refits == validated
+  assert set(validated) <= set(ensemble_refit.waits_for)
+  for workdir, threshold in zip(validated, (0.25, 0.75)):
+    (workdir / 'eval' / 'test').mkdir(parents=True)
+    (workdir / sweep.TEST_METRICS_FILE).write_text(
+        json.dumps({'operating_point': {'threshold': threshold}}))
+  assert ensemble_refit.command_args()[-2:] == ['--tta=shift', '--operating_threshold=0.5']
+  # The runner trains the refits after the runs they need, then the ensembles, then the
+  # ensembles of refits.
   order = []
 
   def execute(run):
@@ -465,6 +474,7 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
   kinds = [('ensemble' if '/ensemble' in name else 'refit' if '-refit/' in name else 'fold')
            for name in order]
   assert kinds == ['fold'] * 4 + ['refit'] * 4 + ['ensemble'] * 4
+  assert [name.split('/')[0] for name in order[-4:]] == ['ar-cv'] * 2 + ['ar-refit'] * 2
   for bad, message in (
       (sweep.Variant('x', refit_of='nope'), "refit_of='nope' is not a trained variant"),
       (sweep.Variant('x', {'train.steps': 3}, refit_of='a-cv'), 'it takes no overrides'),

@@ -70,15 +70,33 @@ def test_a_trained_run_is_evaluated_again_with_test_time_views(trained, tmp_path
   assert json.loads((trained / 'config.json').read_text())['eval']['tta'] == ''
 
 
-@pytest.mark.parametrize('mode, message', [
-    ('eval', "eval.tta: unknown views ['spin']"),
-    ('train', '--tta works with --mode=eval/predict'),
+def test_a_trained_run_is_decided_again_at_a_given_threshold(trained, tmp_path):
+  out = tmp_path / 'decided'
+  result = run_cli('--mode=eval', f'--workdir={out}', f'--ensemble={trained}',
+                   '--operating_threshold=0.9')
+  assert result.returncode == 0, result.stderr[-3000:]
+  plain, decided = _test_metrics(trained), _test_metrics(out)
+  assert plain['operating_point']['chosen_on'] == 'val'
+  assert decided['operating_point']['threshold'] == 0.9
+  assert decided['operating_point']['chosen_on'] == 'eval.operating_threshold'
+  assert decided['auc'] == plain['auc']
+  stored = json.loads((trained / 'config.json').read_text())
+  positive = json.loads((trained / 'task.json').read_text())['label_names'].index(
+      stored['eval']['positive_class'])
+  probs = np.loadtxt(out / 'eval' / 'test' / 'predictions.csv', delimiter=',',
+                     skiprows=1)[:, 2 + positive]
+  assert decided['counts']['tp'] + decided['counts']['fp'] == np.sum(probs >= 0.9)
+
+
+@pytest.mark.parametrize('mode, flag, message', [
+    ('eval', '--tta=spin', "eval.tta: unknown views ['spin']"),
+    ('train', '--tta=hflip', '--tta works with --mode=eval/predict'),
+    ('eval', '--operating_threshold=1.0', '--operating_threshold=1.0: must be in (0, 1)'),
 ])
-def test_bad_test_time_views_are_refused(trained, tmp_path, mode, message):
+def test_bad_evaluation_flags_are_refused(trained, tmp_path, mode, flag, message):
   out = tmp_path / 'out'
   source = f'--ensemble={trained}' if mode == 'eval' else '--config=configs/breast_cnn.py'
-  tta = '--tta=spin' if mode == 'eval' else '--tta=hflip'
-  result = run_cli(f'--mode={mode}', f'--workdir={out}', source, tta)
+  result = run_cli(f'--mode={mode}', f'--workdir={out}', source, flag)
   assert result.returncode == 2, result.stderr[-3000:]
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], lines
