@@ -87,7 +87,9 @@ def test_ridge_fits_the_head_and_keeps_the_alpha_best_on_validation(three_shapes
   kept = outputs['mask'] > 0
   np.testing.assert_allclose(outputs['logits'][kept] * summary['ridge_temperature'],
                              features @ kernel + bias, atol=1e-3)
-  _, val = evaluate.evaluate(experiment, state, 'val')
+  val_metrics, val = evaluate.evaluate(experiment, state, 'val')
+  # the logged validation loss is the kept (temperature-divided) head's
+  assert val_metrics['loss'] == pytest.approx(summary['best_validation'], rel=1e-4)
   val = {key: value[val['mask'] > 0] for key, value in val.items()}
   assert calibration.fit_temperature(val['logits'], val['label'],
                                      experiment.dataset.task) == pytest.approx(1.0, abs=0.02)

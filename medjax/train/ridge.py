@@ -122,21 +122,24 @@ def _with_head(state, kernel, bias):
   return state.replace(params=params)
 
 
-def _leave_one_out_metrics(path: RidgePath, alpha: float, labels, task) -> tuple[float, dict]:
-  """(temperature, metrics) of the leave-one-out scores of `alpha`'s head."""
-  scores = path.leave_one_out_scores(alpha)
-  scale = calibration.fit_temperature(scores, labels, task)
+def _calibrated_metrics(scores, labels, mask, task, **kept) -> tuple[float, dict]:
+  """(temperature, metrics) of a head's `scores` (logits), the temperature fitted on the
+  examples of `mask` and applied to every score; `kept`: other outputs the metrics read
+  (an example's group)."""
+  counted = mask > 0
+  scale = calibration.fit_temperature(scores[counted], labels[counted], task)
   logits = scores / scale
   outputs = {'logits': logits, 'probs': calibration.probabilities(logits, task),
              'loss': np.asarray(steps.per_example_loss(logits, labels, task)),
-             'label': labels, 'mask': np.ones(len(labels))}
+             'label': labels, 'mask': mask, **kept}
   return scale, metrics.classification_metrics(outputs, task)
 
 
 def _validated_heads(experiment, path: RidgePath, labels, workdir):
   """Yields (alpha number, alpha, state with its head, temperature, validation metrics)
   for each of `train.ridge_alphas`, logging the metrics as steps 1, 2, ...: on the
-  validation split, or by leave-one-out where there is none."""
+  validation split, or by leave-one-out where there is none. Dividing the head by the
+  temperature divides its logits by it, so each alpha's head is evaluated once."""
   task = experiment.dataset.task
   validating = 'val' in experiment.dataset.sources
   writer = MetricWriter(workdir)
@@ -146,14 +149,13 @@ def _validated_heads(experiment, path: RidgePath, labels, workdir):
       if validating:
         _, outputs = evaluate.evaluate(experiment, _with_head(experiment.state, kernel, bias),
                                        'val')
-        kept = outputs['mask'] > 0
-        scale = calibration.fit_temperature(outputs['logits'][kept], outputs['label'][kept],
-                                            task)
+        scale, values = _calibrated_metrics(
+            outputs['logits'], outputs['label'], outputs['mask'], task,
+            **{key: outputs[key] for key in ('index', 'group') if key in outputs})
       else:
-        scale, values = _leave_one_out_metrics(path, alpha, labels, task)
+        scale, values = _calibrated_metrics(path.leave_one_out_scores(alpha), labels,
+                                            np.ones(len(labels)), task)
       state = _with_head(experiment.state, kernel / scale, bias / scale)
-      if validating:
-        values, _ = evaluate.evaluate(experiment, state, 'val')
       writer.write(number, 'val' if validating else 'leave_one_out',
                    {**values, 'ridge_alpha': alpha})
       yield number, alpha, state, scale, values
