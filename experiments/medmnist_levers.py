@@ -17,7 +17,8 @@ COMMAND: python -m medjax.ablate experiments/medmnist_levers.py --workdir=workdi
   --publish=experiments/results/medmnist_levers/runs
 (in parts: --only='breast/*', then --only='pneumonia/*', then
 --only='breast/resnet18_drop_path*', then --only='breast/resnet18_cutmix', then
---only='pneumonia/*' for the 9 seeds, then --only='pneumonia/resnet18_ema*'; the baselines
+--only='pneumonia/*' for the 9 seeds, then --only='pneumonia/resnet18_ema*', then
+--only='*_refit' for the refits of the two chosen recipes; the baselines
 are rerun here, not taken from experiments/medmnist_v2.py, because an ensemble needs
 its members' checkpoints, which published runs do not keep.)
 """
