@@ -51,6 +51,10 @@ _OPERATING_THRESHOLD = flags.DEFINE_float(
     'operating_threshold', None, '--mode=eval: decide a binary task at this threshold, in '
     '(0, 1), instead of the one chosen on validation (an ensemble of refits: the threshold '
     'of the validated ensemble it refits)')
+_TEMPERATURE = flags.DEFINE_float(
+    'temperature', None, '--mode=eval: divide the logits of every model by this '
+    'temperature, > 0, instead of their own (an ensemble of refits evaluated with '
+    'test-time views: the temperature the validated ensemble fitted with them)')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'join a multi-process job '
                                  '(jax.distributed.initialize; see medjax/parallel.py)')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool('allow_config_change', False, 'train in a workdir '
@@ -109,9 +113,11 @@ def _resolve_config(workdir: pathlib.Path, mode: str):
     if mode != 'eval':
       _fail('--ensemble works with --mode=eval only', CONFIG_EXIT_CODE)
     return _ensemble_configs(_ENSEMBLE.value)[0]
-  if _OPERATING_THRESHOLD.value is not None and mode != 'eval':
-    _fail('--operating_threshold works with --mode=eval; to train with one, '
-          '--config.eval.operating_threshold', CONFIG_EXIT_CODE)
+  for flag, field in ((_OPERATING_THRESHOLD, 'operating_threshold'),
+                      (_TEMPERATURE, 'temperature')):
+    if flag.value is not None and mode != 'eval':
+      _fail(f'--{flag.name} works with --mode=eval; to train with one, '
+            f'--config.eval.{field}', CONFIG_EXIT_CODE)
   if mode in ('eval', 'predict'):
     if not (workdir / 'config.json').exists():
       _fail(f'{workdir / "config.json"} not found: --mode={mode} needs a trained workdir',
@@ -135,6 +141,10 @@ def _with_eval_overrides(config):
       _fail(f'--operating_threshold={_OPERATING_THRESHOLD.value}: must be in (0, 1)',
             CONFIG_EXIT_CODE)
     config.eval.operating_threshold = _OPERATING_THRESHOLD.value
+  if _TEMPERATURE.value is not None:
+    if not _TEMPERATURE.value > 0.0:
+      _fail(f'--temperature={_TEMPERATURE.value}: must be positive', CONFIG_EXIT_CODE)
+    config.eval.temperature = _TEMPERATURE.value
   return config
 
 

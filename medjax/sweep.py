@@ -44,9 +44,10 @@ of their fitted temperatures as `eval.temperature` (a ridge head validates itsel
 leave-one-out instead) and, for a binary task, the mean of their operating thresholds as
 `eval.operating_threshold`. An ensemble variant of refits is a refit too, and may name
 the validated ensemble it refits (`refit_of`): it is evaluated with that ensemble's
-test-time views and decides a binary task at the mean of its chosen thresholds (its
-members' own would be chosen for each member alone). The tables show a refit below the
-row it refits, never as a candidate of the choice.
+test-time views (and then at the geometric mean of the temperatures its members fitted
+with them, one recipe's members only) and decides a binary task at the mean of its
+chosen thresholds (its members' own were chosen for each member alone). The tables show
+a refit below the row it refits, never as a candidate of the choice.
 """
 import dataclasses
 import importlib.util
@@ -105,7 +106,8 @@ class Sweep:
 
 
 # The overrides an ensemble variant may carry, with the `medjax.experiment` flag of each.
-EVAL_OVERRIDES = {'eval.tta': '--tta', 'eval.operating_threshold': '--operating_threshold'}
+EVAL_OVERRIDES = {'eval.tta': '--tta', 'eval.operating_threshold': '--operating_threshold',
+                  'eval.temperature': '--temperature'}
 
 # A run is finished once its test metrics are written (the experiment's last output).
 TEST_METRICS_FILE = 'eval/test/metrics.json'
@@ -131,7 +133,11 @@ class Run:
     if self.members:
       overrides = dict(self.variant.overrides)
       if self.refits:  # decides where the ensembles it refits decided
-        overrides.update(_mean_threshold(_finished_results(self.refits)))
+        validated = _finished_results(self.refits)
+        overrides.update(_mean_threshold(validated))
+        if overrides.get('eval.tta'):  # calibrated as they were with their views
+          overrides['eval.temperature'] = _geometric_mean(
+              [member['temperature'] for result in validated for member in result['ensemble']])
       return (['--mode=eval', f'--workdir={self.workdir}',
                f'--ensemble={",".join(str(member) for member in self.members)}'] +
               [f'{EVAL_OVERRIDES[field]}={_flag_value(value)}'
@@ -165,11 +171,15 @@ def refit_overrides(validated_runs) -> dict:
   if any(summary.get('solver') == 'ridge' for summary in summaries):
     return carried
   best_steps = [summary['best_step'] for summary in summaries]
-  log_temperatures = [math.log(result['calibration']['temperature']) for result in results]
   return {'train.steps': round(sum(best_steps) / len(best_steps)),
           'optim.schedule_steps': max(summary['steps'] for summary in summaries),
-          'eval.temperature': math.exp(sum(log_temperatures) / len(log_temperatures)),
+          'eval.temperature': _geometric_mean(
+              [result['calibration']['temperature'] for result in results]),
           **carried}
+
+
+def _geometric_mean(values) -> float:
+  return math.exp(sum(math.log(value) for value in values) / len(values))
 
 
 def _finished_results(validated_runs, file: str = TEST_METRICS_FILE) -> list[dict]:
@@ -304,6 +314,10 @@ def _check_refit(variant: Variant, variant_of: dict, source) -> None:
       raise SweepError(f'{source}: variant {variant.name!r}: its members refit '
                        f'{sorted(refits)}, not the members of {variant.refit_of!r} '
                        f'({sorted(refitted.ensembled)})')
+    if refitted.overrides.get('eval.tta') and len(set(refitted.ensembled)) > 1:
+      raise SweepError(f'{source}: variant {variant.name!r}: refits of several recipes '
+                       'cannot be evaluated with test-time views (one temperature, fitted '
+                       f'with the views of {variant.refit_of!r}, is carried to every member)')
   if variant.overrides or variant.config or variant.cv_folds:
     raise SweepError(f'{source}: variant {variant.name!r}: a refit is the recipe of '
                      f'{variant.refit_of!r}; it takes no overrides, config or folds of its own')

@@ -414,11 +414,14 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
   loaded = sweep.Sweep(base='configs/ecg5000_resnet1d.py', seeds=(0, 1), variants=(
       sweep.Variant('a-cv', {'optim.learning_rate': 3e-4}, cv_folds=2),
       sweep.Variant('r-cv', config='configs/ecg5000_rocket_ridge.py', cv_folds=2),
-      sweep.Variant('ar-cv', {'eval.tta': 'shift'}, ensemble_of=('a-cv', 'r-cv'),
+      sweep.Variant('ar-cv', ensemble_of=('a-cv', 'r-cv'), ensemble_seeds=((0,), (1,))),
+      sweep.Variant('a-views', {'eval.tta': 'shift'}, ensemble_of='a-cv',
                     ensemble_seeds=((0,), (1,))),
       sweep.Variant('a-refit', refit_of='a-cv'), sweep.Variant('r-refit', refit_of='r-cv'),
       sweep.Variant('ar-refit', ensemble_of=('a-refit', 'r-refit'),
-                    ensemble_seeds=((0,), (1,)), refit_of='ar-cv')))
+                    ensemble_seeds=((0,), (1,)), refit_of='ar-cv'),
+      sweep.Variant('a-views-refit', ensemble_of='a-refit', ensemble_seeds=((0,), (1,)),
+                    refit_of='a-views')))
   sweep.check(loaded, 'test')
   listed = {run.name: run for run in sweep.runs(loaded, tmp_path)}
   refit = listed['a-refit/seed1']
@@ -441,19 +444,25 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
   assert listed['r-refit/seed0'].command_args()[2:] == [
       '--config.seed=0', '--config.data.refit=True', '--config.eval.operating_threshold=0.5']
   variant_of = {variant.name: variant for variant in loaded.variants}
-  assert [sweep.validation_of(v, variant_of) for v in loaded.variants[3:]] == ['refit'] * 3
+  assert [sweep.validation_of(v, variant_of) for v in loaded.variants[4:]] == ['refit'] * 4
   assert listed['ar-refit/ensemble1'].members == (tmp_path / 'a-refit' / 'seed1',
                                                   tmp_path / 'r-refit' / 'seed1')
-  # Evaluated as the ensembles it refits were, deciding at their mean threshold.
-  ensemble_refit = listed['ar-refit/ensemble1']
-  validated = (tmp_path / 'ar-cv' / 'ensemble0', tmp_path / 'ar-cv' / 'ensemble1')
-  assert ensemble_refit.refits == validated
-  assert set(validated) <= set(ensemble_refit.waits_for)
-  for workdir, threshold in zip(validated, (0.25, 0.75)):
-    (workdir / 'eval' / 'test').mkdir(parents=True)
-    (workdir / sweep.TEST_METRICS_FILE).write_text(
-        json.dumps({'operating_point': {'threshold': threshold}}))
-  assert ensemble_refit.command_args()[-2:] == ['--tta=shift', '--operating_threshold=0.5']
+  # An ensemble of refits decides at the mean threshold of the ensembles it refits and,
+  # evaluated with their test-time views, at the temperatures they fitted with them.
+  for name in ('ar', 'a-views'):
+    ensemble_refit = listed[f'{name}-refit/ensemble1']
+    validated = (tmp_path / f'{name}-cv' if name == 'ar' else tmp_path / name,)
+    validated = tuple(validated[0] / f'ensemble{number}' for number in (0, 1))
+    assert ensemble_refit.refits == validated
+    assert set(validated) <= set(ensemble_refit.waits_for)
+    for workdir, threshold, temperature in zip(validated, (0.25, 0.75), (0.5, 2.0)):
+      (workdir / 'eval' / 'test').mkdir(parents=True)
+      (workdir / sweep.TEST_METRICS_FILE).write_text(json.dumps({
+          'operating_point': {'threshold': threshold},
+          'ensemble': [{'temperature': temperature}]}))
+  assert listed['ar-refit/ensemble1'].command_args()[3:] == ['--operating_threshold=0.5']
+  assert listed['a-views-refit/ensemble1'].command_args()[3:] == [
+      '--tta=shift', '--operating_threshold=0.5', '--temperature=1.0']
   # The runner trains the refits after the runs they need, then the ensembles, then the
   # ensembles of refits.
   order = []
@@ -463,7 +472,8 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
     order.append(run.name)
     if run.members:
       (run.workdir / 'eval' / 'test').mkdir(parents=True)
-      (run.workdir / sweep.TEST_METRICS_FILE).write_text('{}')
+      (run.workdir / sweep.TEST_METRICS_FILE).write_text(
+          json.dumps({'ensemble': [{'temperature': 1.0}]}))
     else:
       _finish(run.workdir, 100, 1.0, solver='ridge' if run.name.startswith('r-') else None)
     return 0, 0.0
@@ -473,8 +483,8 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
   assert ablate.run_sweep(fresh, 1, lambda run: None) == {run.name: 0 for run in fresh}
   kinds = [('ensemble' if '/ensemble' in name else 'refit' if '-refit/' in name else 'fold')
            for name in order]
-  assert kinds == ['fold'] * 4 + ['refit'] * 4 + ['ensemble'] * 4
-  assert [name.split('/')[0] for name in order[-4:]] == ['ar-cv'] * 2 + ['ar-refit'] * 2
+  assert kinds == ['fold'] * 4 + ['refit'] * 4 + ['ensemble'] * 8
+  assert all(name.split('/')[0].endswith('-refit') for name in order[-4:])
   for bad, message in (
       (sweep.Variant('x', refit_of='nope'), "refit_of='nope' is not a trained variant"),
       (sweep.Variant('x', {'train.steps': 3}, refit_of='a-cv'), 'it takes no overrides'),
@@ -482,10 +492,14 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
                      ensemble_seeds=((0,),), refit_of='ar-cv'), 'it takes no overrides'),
       (sweep.Variant('x', ensemble_of=('a-refit',), refit_of='ar-cv'),
        "its members refit ['a-cv'], not the members of 'ar-cv'"),
+      ((sweep.Variant('y', {'eval.tta': 'shift'}, ensemble_of=('a-cv', 'r-cv')),
+        sweep.Variant('x', ensemble_of=('a-refit', 'r-refit'), refit_of='y')),
+       'refits of several recipes cannot be evaluated with test-time views'),
       (sweep.Variant('x', ensemble_of=('a-refit', 'a-cv'), ensemble_seeds=((0,),)),
        'its members are validated differently')):
+    added = bad if isinstance(bad, tuple) else (bad,)
     with pytest.raises(sweep.SweepError, match=re.escape(message)):
-      sweep.check(dataclasses.replace(loaded, variants=loaded.variants + (bad,)), 'test')
+      sweep.check(dataclasses.replace(loaded, variants=loaded.variants + added), 'test')
 
 
 def test_product_names_and_merges_overrides():

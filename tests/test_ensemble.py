@@ -70,12 +70,14 @@ def test_a_trained_run_is_evaluated_again_with_test_time_views(trained, tmp_path
   assert json.loads((trained / 'config.json').read_text())['eval']['tta'] == ''
 
 
-def test_a_trained_run_is_decided_again_at_a_given_threshold(trained, tmp_path):
+def test_a_trained_run_is_decided_again_at_a_given_threshold_and_temperature(trained,
+                                                                              tmp_path):
   out = tmp_path / 'decided'
   result = run_cli('--mode=eval', f'--workdir={out}', f'--ensemble={trained}',
-                   '--operating_threshold=0.9')
+                   '--operating_threshold=0.9', '--temperature=2.5')
   assert result.returncode == 0, result.stderr[-3000:]
   plain, decided = _test_metrics(trained), _test_metrics(out)
+  assert decided['ensemble'][0]['temperature'] == 2.5 != plain['calibration']['temperature']
   assert plain['operating_point']['chosen_on'] == 'val'
   assert decided['operating_point']['threshold'] == 0.9
   assert decided['operating_point']['chosen_on'] == 'eval.operating_threshold'
@@ -92,6 +94,7 @@ def test_a_trained_run_is_decided_again_at_a_given_threshold(trained, tmp_path):
     ('eval', '--tta=spin', "eval.tta: unknown views ['spin']"),
     ('train', '--tta=hflip', '--tta works with --mode=eval/predict'),
     ('eval', '--operating_threshold=1.0', '--operating_threshold=1.0: must be in (0, 1)'),
+    ('train', '--temperature=2', '--temperature works with --mode=eval'),
 ])
 def test_bad_evaluation_flags_are_refused(trained, tmp_path, mode, flag, message):
   out = tmp_path / 'out'
