@@ -46,7 +46,7 @@ def small_config(model='cnn', data='medmnist/breastmnist'):
   config = common.get_config()
   config.data.name = data
   config.model.name = model
-  config.model.resnet.width = 8
+  config.model.resnet.update(depth=10, width=8)  # the ResNet-18 code path, half the blocks
   config.model.conv_impl = 'lax'  # compiles in half the time; tests/test_fast_ops.py checks matmul
   config.model.vit.update(patch_size=7, width=16, depth=1, num_heads=2, mlp_dim=32)
   config.model.resnet1d.width = 8

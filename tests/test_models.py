@@ -67,7 +67,7 @@ def test_output_shape_and_dtype(name, shape):
 
 @pytest.mark.parametrize('stem,size', [('imagenet', 28), ('cifar', 28), ('stride2', 32)])
 def test_resnet_stems_and_depths(stem, size):
-  for depth in (18, 50):
+  for depth in (10, 18, 50):
     module = _classifier(ResNet(depth=depth, width=4, stem=stem), 2)
     batch = {'image': jnp.ones((2, size, size, 1))}
     out = jax.eval_shape(lambda m=module: m.init_with_output(

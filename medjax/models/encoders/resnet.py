@@ -1,5 +1,6 @@
-"""ResNet-18/34/50 (He et al. 2016) with BatchNorm, for small medical images and, with
-3-D convolutions throughout, volumes (D, H, W, C).
+"""ResNet-10/18/34/50 (He et al. 2016) with BatchNorm, for small medical images and, with
+3-D convolutions throughout, volumes (D, H, W, C). ResNet-10 (one basic block a stage)
+is the small 3-D backbone of MedicalNet (Chen et al. 2019) and MONAI's `resnet10`.
 
 Two stems (`model.resnet.stem`):
   * 'imagenet': 7x7/2 convolution + 3x3/2 max pool (the torchvision stem);
@@ -22,7 +23,7 @@ from medjax.models.taps import tap
 
 from medjax.config import ConfigError
 
-STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
+STAGE_SIZES = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 STEMS = ('imagenet', 'cifar', 'stride2')
 MODALITY = 'image'
 CONFIG = {'model.resnet.depth': 18, 'model.resnet.width': 64, 'model.resnet.stem': 'cifar',
