@@ -449,10 +449,9 @@ def test_a_refit_carries_over_what_its_recipes_runs_chose_and_waits_for_them(tmp
                                                   tmp_path / 'r-refit' / 'seed1')
   # An ensemble of refits decides at the mean threshold of the ensembles it refits and,
   # evaluated with their test-time views, at the temperatures they fitted with them.
-  for name in ('ar', 'a-views'):
-    ensemble_refit = listed[f'{name}-refit/ensemble1']
-    validated = (tmp_path / f'{name}-cv' if name == 'ar' else tmp_path / name,)
-    validated = tuple(validated[0] / f'ensemble{number}' for number in (0, 1))
+  for name, validated_name in (('ar-refit', 'ar-cv'), ('a-views-refit', 'a-views')):
+    ensemble_refit = listed[f'{name}/ensemble1']
+    validated = tuple(tmp_path / validated_name / f'ensemble{number}' for number in (0, 1))
     assert ensemble_refit.refits == validated
     assert set(validated) <= set(ensemble_refit.waits_for)
     for workdir, threshold, temperature in zip(validated, (0.25, 0.75), (0.5, 2.0)):
