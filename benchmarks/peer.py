@@ -14,8 +14,9 @@ config for it) and the same architecture in PyTorch (`benchmarks.torch_peers`,
 parameter counts asserted equal). After warm-up the
 two are timed in turn, `--repeats` times, each a median over `--steps` steps;
 PyTorch gets whichever memory format (NCHW or channels-last) was faster in its
-warm-up. Reported per row: median examples/s of both and their ratio, eval
-examples/s, the first-step compile time (trace + XLA compile), the step's XLA
+warm-up. Reported per row: median examples/s of both and their ratio (beside it, the
+range of the ratios of the repeats taken one by one: this machine's drift between
+blocks, which one ratio hides), eval examples/s, the first-step compile time (trace + XLA compile), the step's XLA
 buffer footprint (arguments + outputs + temporaries, from `memory_analysis`), and
 the achieved GFLOP/s (XLA's cost analysis) against this machine's matmul peak
 in the compute dtype, measured in the same run (or `--peak_gflops`, a spec-sheet
@@ -253,6 +254,8 @@ def compare(model: str, input_label: str, config, task: Task, steps_per_repeat: 
       'medjax_examples_per_second': batch_size / train_seconds['medjax'],
       'torch_examples_per_second': batch_size / train_seconds['torch'],
       'ratio': train_seconds['torch'] / train_seconds['medjax'],
+      'repeat_ratios': [torch_seconds / medjax_seconds for torch_seconds, medjax_seconds
+                        in zip(train_times['torch'], train_times['medjax'])],
       'medjax_eval_examples_per_second': batch_size / eval_seconds['medjax'],
       'torch_eval_examples_per_second': batch_size / eval_seconds['torch'],
       'compile_seconds': ours.compile_seconds, 'xla_buffer_mib': ours.buffer_bytes / 2**20,
@@ -284,11 +287,16 @@ def input_pipeline_images_per_second(batches: int = 200) -> float:
   return batches * config.train.batch_size / (time.perf_counter() - started)
 
 
+def _ratio_range(row) -> str:
+  ratios = row['repeat_ratios']
+  return f' ({min(ratios):.2f}-{max(ratios):.2f})' if len(ratios) > 1 else ''
+
+
 def markdown_table(rows, peak, peak_source, pipeline_rate) -> str:
   lines = [
       f'Peak ({peak_source}): {peak:.0f} GFLOP/s. Input pipeline '
       f'(PneumoniaMNIST train, augmented, to device): {pipeline_rate:.0f} images/s.', '',
-      '| model | input | batch | medjax ex/s | PyTorch ex/s | medjax / PyTorch | eval ex/s '
+      '| model | input | batch | medjax ex/s | PyTorch ex/s | medjax / PyTorch (repeats) | eval ex/s '
       'medjax / PyTorch | compile s | XLA buffers MiB | GFLOP/s (% of peak) |',
       '|---|---|---|---|---|---|---|---|---|---|']
   for row in rows:
@@ -296,7 +304,7 @@ def markdown_table(rows, peak, peak_source, pipeline_rate) -> str:
     lines.append(
         f'| {name} | {row["input"]} | {row["batch_size"]} | '
         f'{row["medjax_examples_per_second"]:.1f} | {row["torch_examples_per_second"]:.1f} '
-        f'({row["torch_memory_format"]}) | {row["ratio"]:.2f} | '
+        f'({row["torch_memory_format"]}) | {row["ratio"]:.2f}{_ratio_range(row)} | '
         f'{row["medjax_eval_examples_per_second"]:.0f} / {row["torch_eval_examples_per_second"]:.0f}'
         f' | {row["compile_seconds"]:.1f} | {row["xla_buffer_mib"]:.0f} | '
         f'{row["gflops_per_second"]:.1f} ({100 * row["fraction_of_peak"]:.0f}%) |')
