@@ -50,11 +50,13 @@ _TTA = flags.DEFINE_string('tta', None, '--mode=eval/predict: test-time views re
 _OPERATING_THRESHOLD = flags.DEFINE_float(
     'operating_threshold', None, '--mode=eval: decide a binary task at this threshold, in '
     '(0, 1), instead of the one chosen on validation (an ensemble of refits: the threshold '
-    'of the validated ensemble it refits)')
+    'of the validated ensemble it refits). In a run\'s own workdir it replaces the stored '
+    'one that --mode=predict reads; elsewhere: --ensemble=RUN --workdir=NEW')
 _TEMPERATURE = flags.DEFINE_float(
     'temperature', None, '--mode=eval: divide the logits of every model by this '
     'temperature, > 0, instead of their own (an ensemble of refits evaluated with '
-    'test-time views: the temperature the validated ensemble fitted with them)')
+    'test-time views: the temperature the validated ensemble fitted with them). In a run\'s '
+    'own workdir it replaces the stored one that --mode=predict reads')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'join a multi-process job '
                                  '(jax.distributed.initialize; see medjax/parallel.py)')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool('allow_config_change', False, 'train in a workdir '
