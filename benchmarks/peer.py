@@ -11,17 +11,17 @@ ECG5000's 140-sample beats; MIT-BIH's 2-lead 256-sample beats with their 8 RR
 features), it builds the step the experiment compiles (`setup.build_experiment` on a
 synthetic data set of that shape: same model, optimiser and loss as the repo's
 config for it) and the same architecture in PyTorch (`benchmarks.torch_peers`,
-parameter counts asserted equal). After warm-up the
-two are timed in turn, `--repeats` times, each a median over `--steps` steps;
-PyTorch gets whichever memory format (NCHW or channels-last) was faster in its
-warm-up. Reported per row: median examples/s of both and their ratio (beside it, the
-range of the ratios of the repeats taken one by one: this machine's drift between
-blocks, which one ratio hides), eval examples/s, the first-step compile time (trace + XLA compile), the step's XLA
-buffer footprint (arguments + outputs + temporaries, from `memory_analysis`), and
-the achieved GFLOP/s (XLA's cost analysis) against this machine's matmul peak
-in the compute dtype, measured in the same run (or `--peak_gflops`, a spec-sheet
-peak, for MFU). On an accelerator medjax uses `lax.conv` (im2col is a CPU lever)
-and PyTorch runs on CUDA when it can, under autocast for bfloat16. The input pipeline is timed alone on the real
+parameter counts asserted equal). After warm-up the two are timed in turn,
+`--repeats` times, each a median over `--steps` steps; PyTorch gets whichever memory
+format (NCHW or channels-last) was faster in its warm-up. Reported per row: median
+examples/s of both and their ratio (beside it, the range of the ratios of the repeats
+taken one by one: this machine's drift between blocks, which one ratio hides), eval
+examples/s, the first-step compile time (trace + XLA compile), the step's XLA buffer
+footprint (arguments + outputs + temporaries, from `memory_analysis`), and the achieved
+GFLOP/s (XLA's cost analysis) against this machine's matmul peak in the compute dtype,
+measured in the same run (or `--peak_gflops`, a spec-sheet peak, for MFU). On an
+accelerator medjax uses `lax.conv` (im2col is a CPU lever) and PyTorch runs on CUDA when
+it can, under autocast for bfloat16. The input pipeline is timed alone on the real
 PneumoniaMNIST training split with augmentation. Writes `--out` (JSON) and
 prints a Markdown table.
 """
@@ -296,8 +296,8 @@ def markdown_table(rows, peak, peak_source, pipeline_rate) -> str:
   lines = [
       f'Peak ({peak_source}): {peak:.0f} GFLOP/s. Input pipeline '
       f'(PneumoniaMNIST train, augmented, to device): {pipeline_rate:.0f} images/s.', '',
-      '| model | input | batch | medjax ex/s | PyTorch ex/s | medjax / PyTorch (repeats) | eval ex/s '
-      'medjax / PyTorch | compile s | XLA buffers MiB | GFLOP/s (% of peak) |',
+      '| model | input | batch | medjax ex/s | PyTorch ex/s | medjax / PyTorch (repeats) | '
+      'eval ex/s medjax / PyTorch | compile s | XLA buffers MiB | GFLOP/s (% of peak) |',
       '|---|---|---|---|---|---|---|---|---|---|']
   for row in rows:
     name = row['model'] + (f' ({row["stem"]})' if row['stem'] else '')
