@@ -18,8 +18,11 @@ DIMENSIONS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ('NHWC', 'HW
     (3, 1, 'SAME', 7), (3, 2, 'SAME', 7), (3, 2, 'SAME', 8), (1, 1, 'SAME', 5),
     (1, 2, 'SAME', 5), (7, 2, 'SAME', 28), (3, 1, 'VALID', 6), (4, 4, 'VALID', 28),
     (3, 1, 'SAME', 2), (3, 1, ((2, 0), (1, 1)), 5),
-    # Convolutions over time (Conv1D: (1, k) kernels on (1, L) maps): XLA's forward.
-    ((1, 8), 1, 'SAME', (1, 20)), ((1, 5), 2, 'SAME', (1, 21)), ((1, 3), 1, 'VALID', (1, 9))])
+    # Convolutions over time (Conv1D: (1, k) kernels on (1, L) maps): XLA's forward;
+    # long kernels (LONG_KERNEL) train with XLA's convolutions too, unless strided.
+    ((1, 8), 1, 'SAME', (1, 20)), ((1, 5), 2, 'SAME', (1, 21)), ((1, 3), 1, 'VALID', (1, 9)),
+    ((1, 40), 1, 'SAME', (1, 45)), ((1, 17), 1, 'SAME', (1, 30)),
+    ((1, 20), 1, ((0, 0), (3, 0)), (1, 30)), ((1, 16), 2, 'SAME', (1, 33))])
 def test_outputs_and_gradients_match_lax(kernel, strides, padding, size):
   kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (2,) + (size if isinstance(size, tuple) else (size, size)) + (3,))
