@@ -8,7 +8,8 @@ parameters stay exactly those of a plain `nn.Conv`. Only the 2-D, NHWC/HWIO,
 undilated, ungrouped case is rewritten; anything else goes to lax unchanged.
 The backward pass is two dots (see `_patch_matmul_backward`) plus the transpose
 of strided slices (pad + add). Convolutions over time (signals) evaluate as XLA's
-own convolution and train as the patch matmul (`_time_conv`).
+own convolution and train as the patch matmul, or with XLA's convolutions where the
+kernel is long (`_time_conv`).
 """
 import functools
 
