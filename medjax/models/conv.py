@@ -100,8 +100,7 @@ def _time_conv_backward(window_strides, padding, dimension_numbers, precision, r
                         grad):
   lhs, rhs, patches = residuals
   if patches is None:  # a long kernel (see `_time_conv`)
-    (_, _), (before, after) = padding
-    taps = rhs.shape[1]
+    (before, after), taps = padding[1], rhs.shape[1]
     flipped = jnp.flip(rhs, axis=1).transpose(0, 1, 3, 2)
     grad_lhs = lax.conv_general_dilated(grad, flipped, (1, 1),
                                         ((0, 0), (taps - 1 - before, taps - 1 - after)),
