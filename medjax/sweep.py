@@ -364,14 +364,17 @@ def runs(sweep: Sweep, workdir) -> list[Run]:
                      workdir / variant.name / _run_folder(variant, seed), refits=refits)
                  for seed in seeds_of(sweep, variant)]
       continue
-    groups = variant.ensemble_seeds or (_members_seeds(sweep, variant, variant_of),)
-    for number, group in enumerate(groups):
+    validated = variant_of[variant.refit_of] if variant.refit_of else variant
+    refits = tuple(workdir / validated.name / f'ensemble{number}' for number in range(
+        len(_seed_groups(sweep, validated, variant_of)))) if variant.refit_of else ()
+    for number, group in enumerate(_seed_groups(sweep, variant, variant_of)):
       members = tuple(workdir / name / _run_folder(variant_of[name], seed)
                       for name in variant.ensembled for seed in group)
-      validated = variant_of[variant.refit_of] if variant.refit_of else variant
-      refits = tuple(workdir / validated.name / f'ensemble{validated_number}'
-                     for validated_number in range(len(
-                         validated.ensemble_seeds or (None,)))) if variant.refit_of else ()
       listed.append(Run(dataclasses.replace(variant, overrides=validated.overrides), number,
                         '', workdir / variant.name / f'ensemble{number}', members, refits))
   return listed
+
+
+def _seed_groups(sweep: Sweep, variant: Variant, variant_of: dict) -> tuple:
+  """An ensemble variant's seed groups, one ensemble each (default: one of all seeds)."""
+  return variant.ensemble_seeds or (_members_seeds(sweep, variant, variant_of),)
