@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from medjax.models.conv import _kernel_gradient, conv_via_matmul
+from medjax.models.conv import (XLA_KERNEL_GRADIENT_INPUT, WIDE_INPUT, _kernel_gradient,
+                                conv_via_matmul)
 from medjax.models.pool import max_pool
 
 DIMENSIONS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ('NHWC', 'HWIO', 'NHWC'))
@@ -19,7 +20,8 @@ DIMENSIONS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ('NHWC', 'HW
     (1, 2, 'SAME', 5), (7, 2, 'SAME', 28), (3, 1, 'VALID', 6), (4, 4, 'VALID', 28),
     (3, 1, 'SAME', 2), (3, 1, ((2, 0), (1, 1)), 5),
     # Convolutions over time (Conv1D: (1, k) kernels on (1, L) maps): XLA's forward;
-    # long kernels (LONG_KERNEL) train with XLA's convolutions too, unless strided.
+    # long kernels (LONG_KERNEL) train with XLA's convolutions too, unless strided; a
+    # signal of a few leads with a short kernel trains as the patch matmul.
     ((1, 8), 1, 'SAME', (1, 20)), ((1, 5), 2, 'SAME', (1, 21)), ((1, 3), 1, 'VALID', (1, 9)),
     ((1, 40), 1, 'SAME', (1, 45)), ((1, 17), 1, 'SAME', (1, 30)),
     ((1, 20), 1, ((0, 0), (3, 0)), (1, 30)), ((1, 16), 2, 'SAME', (1, 33))])
@@ -27,10 +29,25 @@ def test_outputs_and_gradients_match_lax(kernel, strides, padding, size):
   kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (2,) + (size if isinstance(size, tuple) else (size, size)) + (3,))
   w = jax.random.normal(kw, (kernel if isinstance(kernel, tuple) else (kernel, kernel)) + (3, 4))
-  s = (strides, strides)
+  _assert_matches_lax(x, w, (strides, strides), padding)
 
+
+@pytest.mark.parametrize('taps,strides,padding,channels', [
+    (8, 1, 'SAME', WIDE_INPUT), (5, 1, ((0, 0), (3, 1)), WIDE_INPUT),
+    (3, 1, 'VALID', XLA_KERNEL_GRADIENT_INPUT), (8, 1, 'SAME', XLA_KERNEL_GRADIENT_INPUT),
+    (8, 2, 'SAME', WIDE_INPUT)])
+def test_time_convolutions_of_wide_inputs_match_lax(taps, strides, padding, channels):
+  # From WIDE_INPUT channels a stride-1 convolution over time trains with XLA's
+  # convolutions, from XLA_KERNEL_GRADIENT_INPUT its kernel gradient too.
+  kx, kw = jax.random.split(jax.random.key(1))
+  x = jax.random.normal(kx, (2, 1, 19, channels))
+  w = jax.random.normal(kw, (1, taps, channels, 4)) / np.sqrt(channels)
+  _assert_matches_lax(x, w, (1, strides), padding)
+
+
+def _assert_matches_lax(x, w, strides, padding):
   def loss(conv, x, w):
-    y = conv(x, w, s, padding, dimension_numbers=DIMENSIONS)
+    y = conv(x, w, strides, padding, dimension_numbers=DIMENSIONS)
     return jnp.sum(jnp.sin(y)), y
 
   (_, ref), ref_grads = jax.value_and_grad(
@@ -39,7 +56,7 @@ def test_outputs_and_gradients_match_lax(kernel, strides, padding, size):
       lambda x, w: loss(conv_via_matmul, x, w), argnums=(0, 1), has_aux=True)(x, w)
   np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
   # Not differentiated (evaluation), the same values.
-  np.testing.assert_allclose(conv_via_matmul(x, w, s, padding, dimension_numbers=DIMENSIONS),
+  np.testing.assert_allclose(conv_via_matmul(x, w, strides, padding, dimension_numbers=DIMENSIONS),
                              ref, rtol=1e-5, atol=1e-4)
   for got, want in zip(grads, ref_grads):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)

@@ -7,9 +7,8 @@ so it can be handed to `flax.linen.Conv(conv_general_dilated=...)`: the
 parameters stay exactly those of a plain `nn.Conv`. Only the 2-D, NHWC/HWIO,
 undilated, ungrouped case is rewritten; anything else goes to lax unchanged.
 The backward pass is two dots (see `_patch_matmul_backward`) plus the transpose
-of strided slices (pad + add). Convolutions over time (signals) evaluate as XLA's
-own convolution and train as the patch matmul, or with XLA's convolutions where the
-kernel is long (`_time_conv`).
+of strided slices (pad + add). Convolutions over time (signals) are XLA's own 1-D
+convolutions, except where a patch matrix is cheaper in training (`_time_conv`).
 """
 import functools
 
@@ -61,9 +60,20 @@ def _patches(lhs, kernel_shape, window_strides, padding):
   return columns[0] if len(columns) == 1 else jnp.concatenate(columns, axis=-1)
 
 
-# From this many taps on, a stride-1 convolution over time trains with XLA's convolutions
-# for the forward pass and the input gradient (see `_time_conv`).
+# A stride-1 convolution over time trains with XLA's convolutions where its kernel has this
+# many taps or its input this many channels (see `_time_conv`).
 LONG_KERNEL = 16
+WIDE_INPUT = 8
+# From this many input channels, XLA's convolution takes the kernel gradient too.
+XLA_KERNEL_GRADIENT_INPUT = 128
+
+
+def _over_time(x, kernel, stride, padding, precision):
+  """XLA's convolution of (B, L, C) by (k, C, N), as the 1-D convolution it is: written
+  as a 2-D convolution of the (B, 1, L, C) maps Conv1D hands over, XLA's CPU
+  convolutions trained ResNet1D's MIT-BIH step about 1.3x slower (benchmarks/README.md)."""
+  return lax.conv_general_dilated(x, kernel, (stride,), (tuple(padding),),
+                                  dimension_numbers=('NWC', 'WIO', 'NWC'), precision=precision)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
@@ -71,25 +81,28 @@ def _time_conv(lhs, rhs, window_strides, padding, dimension_numbers, precision):
   """A convolution over time (Conv1D's (1, k) kernels on (B, 1, L, C) maps). Evaluated
   alone (evaluation, prediction) it is XLA's own convolution, which made the ECG
   encoders' evaluation 1.15-2x faster than the patch matmul (benchmarks/README.md).
-  Differentiated (training), short kernels (the ResNet's 8, 5, 3) are the patch matmul,
-  whose backward pass XLA's convolutions do not match; long ones (InceptionTime's 40 and
-  20, `LONG_KERNEL`) keep XLA's convolution forward and take the input gradient as the
-  convolution of the output gradient with the flipped kernel, so that only the kernel
-  gradient builds the patch matrix (k x C wide: 1280 floats a position at k = 40), and
-  the patch gradient and its k shifted adds are gone: 1.4x faster a layer at k = 40 and
-  20, the same at 10. All forms give the same values to float rounding."""
-  return lax.conv_general_dilated(lhs, rhs, window_strides, padding,
-                                  dimension_numbers=dimension_numbers, precision=precision)
+  Differentiated (training), a stride-1 convolution with a long kernel (InceptionTime's
+  40 and 20 taps, `LONG_KERNEL`) or a wide input (`WIDE_INPUT` channels: every layer of
+  the ResNet but the first) keeps XLA's convolution forward and takes the input gradient
+  as the convolution of the output gradient with the flipped kernel; the kernel gradient
+  is the product of a patch matrix (k x C floats a position, built in the backward pass)
+  with the output gradient, or from `XLA_KERNEL_GRADIENT_INPUT` channels on XLA's own
+  kernel-gradient convolution (faster there in ResNet1D's ECG5000 step, slower at 32-64
+  channels, where XLA transposes each layer's input for it). A strided convolution, or
+  one reading a signal of one or two leads with a short kernel, where the patch matrix is
+  narrow, trains as the patch matmul. All forms give the same values to float rounding."""
+  del dimension_numbers  # NHWC / HWIO (see `conv_via_matmul`)
+  return _over_time(lhs[:, 0], rhs[0], window_strides[1], padding[1], precision)[:, None]
 
 
-def _long_kernel(rhs, window_strides) -> bool:
-  return rhs.shape[1] >= LONG_KERNEL and tuple(window_strides) == (1, 1)
+def _trained_by_xla(rhs, window_strides) -> bool:
+  taps, in_features = rhs.shape[1:3]
+  return tuple(window_strides) == (1, 1) and (taps >= LONG_KERNEL or in_features >= WIDE_INPUT)
 
 
 def _time_conv_forward(lhs, rhs, window_strides, padding, dimension_numbers, precision):
-  if _long_kernel(rhs, window_strides):
-    return (lax.conv_general_dilated(lhs, rhs, window_strides, padding,
-                                     dimension_numbers=dimension_numbers, precision=precision),
+  if _trained_by_xla(rhs, window_strides):
+    return (_time_conv(lhs, rhs, window_strides, padding, dimension_numbers, precision),
             (lhs, rhs, None))
   patches = _patches(lhs, rhs.shape[:2], window_strides, padding)
   kernel = rhs.reshape(-1, rhs.shape[-1])
@@ -98,13 +111,16 @@ def _time_conv_forward(lhs, rhs, window_strides, padding, dimension_numbers, pre
 
 def _time_conv_backward(window_strides, padding, dimension_numbers, precision, residuals,
                         grad):
+  del dimension_numbers
   lhs, rhs, patches = residuals
-  if patches is None:  # a long kernel (see `_time_conv`)
+  if patches is None:  # trained by XLA's convolutions (see `_time_conv`)
     (before, after), taps = padding[1], rhs.shape[1]
-    flipped = jnp.flip(rhs, axis=1).transpose(0, 1, 3, 2)
-    grad_lhs = lax.conv_general_dilated(grad, flipped, (1, 1),
-                                        ((0, 0), (taps - 1 - before, taps - 1 - after)),
-                                        dimension_numbers=dimension_numbers, precision=precision)
+    flipped = jnp.flip(rhs[0], axis=0).transpose(0, 2, 1)
+    grad_lhs = _over_time(grad[:, 0], flipped, 1, (taps - 1 - before, taps - 1 - after),
+                          precision)[:, None]
+    if rhs.shape[2] >= XLA_KERNEL_GRADIENT_INPUT:
+      _, kernel_vjp = jax.vjp(lambda k: _over_time(lhs[:, 0], k, 1, padding[1], precision), rhs[0])
+      return grad_lhs, kernel_vjp(grad[:, 0])[0][None]
     patches = _patches(lhs, rhs.shape[:2], window_strides, padding)
     grad_kernel = _kernel_gradient(patches.reshape(-1, patches.shape[-1]),
                                    grad.reshape(-1, rhs.shape[-1]), precision)
