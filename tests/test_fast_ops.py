@@ -34,6 +34,7 @@ def test_outputs_and_gradients_match_lax(kernel, strides, padding, size):
 
 @pytest.mark.parametrize('taps,strides,padding,channels', [
     (8, 1, 'SAME', WIDE_INPUT), (5, 1, ((0, 0), (3, 1)), WIDE_INPUT),
+    (3, 1, ((0, 0), (3, 0)), WIDE_INPUT),  # padding beyond the kernel: the input gradient crops
     (3, 1, 'VALID', XLA_KERNEL_GRADIENT_INPUT), (8, 1, 'SAME', XLA_KERNEL_GRADIENT_INPUT),
     (8, 2, 'SAME', WIDE_INPUT)])
 def test_time_convolutions_of_wide_inputs_match_lax(taps, strides, padding, channels):
